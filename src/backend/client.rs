@@ -1,0 +1,405 @@
+//! The transport-independent MCP client core: one per backend connection.
+//!
+//! It gives every outgoing request a fresh id on this connection, remembers who waits for the
+//! answer (and where that caller wants the notifications that belong to its request, such as
+//! progress), and matches what the backend sends back. A transport only moves lines: it calls
+//! [`Peer::dispatch`] for each message read and drains [`Outbox`] for each message to write.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::jsonrpc::{self, Kind, Message, Payload, code};
+use crate::protocol::methods;
+
+/// Where the messages that belong to one client request go (its SSE stream).
+pub type EventSink = mpsc::Sender<Value>;
+
+/// Capacity of the queue of lines waiting for the transport writer.
+const OUTBOX_CAPACITY: usize = 1024;
+
+/// A backend's answer to one request.
+#[derive(Debug)]
+pub enum Reply {
+    /// The `result`, as the backend wrote it.
+    Result(Payload),
+    /// The backend's `error` object, unchanged.
+    Error(Value),
+}
+
+/// Why a call got no reply.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Closed(String),
+    #[error("the connection's send queue is full")]
+    Overloaded,
+}
+
+/// Something a backend sent that is not tied to one client request.
+#[derive(Debug, Clone)]
+pub enum BackendEvent {
+    /// A notification (`list_changed`, log message, resource update, …).
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
+    /// The connection ended.
+    Closed { reason: String },
+}
+
+/// Lines waiting to be written to the backend, in order.
+pub type Outbox = mpsc::Receiver<Bytes>;
+
+struct Pending {
+    reply: oneshot::Sender<Result<Reply, CallError>>,
+    sink: Option<EventSink>,
+    /// The caller's own progress token, restored on progress notifications.
+    progress_token: Option<Value>,
+}
+
+/// Shared state of one backend connection.
+pub struct Peer {
+    name: Arc<str>,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    outbox: mpsc::Sender<Bytes>,
+    events: mpsc::UnboundedSender<BackendEvent>,
+    closed: CancellationToken,
+    close_reason: Mutex<Option<String>>,
+}
+
+impl Peer {
+    /// A new connection core. Returns the peer, the outbox the transport must drain, and the
+    /// stream of backend events for the owner.
+    pub fn new(name: Arc<str>) -> (Arc<Peer>, Outbox, mpsc::UnboundedReceiver<BackendEvent>) {
+        let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let peer = Arc::new(Peer {
+            name,
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            outbox: outbox_tx,
+            events: events_tx,
+            closed: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+        });
+        (peer, outbox_rx, events_rx)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Fires when the connection has ended.
+    pub fn closed(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Sends a request and waits for its reply.
+    ///
+    /// `params._meta.progressToken`, when present and a `sink` is given, is replaced by a token
+    /// unique on this connection; progress notifications for it are sent to `sink` with the
+    /// caller's token restored. If the caller stops waiting (the future is dropped), the pending
+    /// entry is removed. On timeout the backend is sent `notifications/cancelled`.
+    pub async fn request(
+        &self,
+        method: &str,
+        mut params: Option<Value>,
+        sink: Option<EventSink>,
+        timeout: Duration,
+    ) -> Result<Reply, CallError> {
+        if self.is_closed() {
+            return Err(CallError::Closed(self.close_reason()));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let progress_token = match (&sink, params.as_mut()) {
+            (Some(_), Some(p)) => replace_progress_token(p, id),
+            _ => None,
+        };
+        let line = request_line(id, method, params.as_ref());
+        let (tx, rx) = oneshot::channel();
+        self.lock_pending().insert(
+            id,
+            Pending {
+                reply: tx,
+                sink,
+                progress_token,
+            },
+        );
+        let guard = PendingGuard { peer: self, id };
+        if let Err(e) = self.outbox.try_send(line) {
+            drop(guard);
+            return Err(match e {
+                mpsc::error::TrySendError::Full(_) => CallError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => CallError::Closed(self.close_reason()),
+            });
+        }
+        let outcome = tokio::select! {
+            r = rx => r.unwrap_or_else(|_| Err(CallError::Closed(self.close_reason()))),
+            _ = tokio::time::sleep(timeout) => {
+                self.cancel(id, "timeout");
+                Err(CallError::Timeout(timeout))
+            }
+        };
+        drop(guard);
+        outcome
+    }
+
+    /// Sends a notification.
+    pub fn notify(&self, method: &str, params: Option<Value>) -> Result<(), CallError> {
+        let msg = jsonrpc::notification(method, params);
+        self.send_value(&msg)
+    }
+
+    /// Tells the backend to stop working on request `id`.
+    fn cancel(&self, id: u64, reason: &str) {
+        let _ = self.notify(
+            methods::CANCELLED,
+            Some(json!({"requestId": id, "reason": reason})),
+        );
+    }
+
+    fn send_value(&self, msg: &Value) -> Result<(), CallError> {
+        let line = serde_json::to_vec(msg).map_err(|e| CallError::Closed(e.to_string()))?;
+        self.outbox
+            .try_send(Bytes::from(line))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => CallError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => CallError::Closed(self.close_reason()),
+            })
+    }
+
+    /// Handles one message read from the backend.
+    pub fn dispatch(&self, msg: Message) {
+        match msg.kind() {
+            Kind::Response => self.on_response(msg),
+            Kind::Notification => self.on_notification(msg),
+            Kind::Request => self.on_request(msg),
+            Kind::Invalid => {
+                tracing::warn!(backend = %self.name, "Backend sent a message that is not valid JSON-RPC 2.0; ignored.");
+            }
+        }
+    }
+
+    fn on_response(&self, msg: Message) {
+        let Some(id) = msg.id.as_ref().and_then(Value::as_u64) else {
+            tracing::warn!(backend = %self.name, id = ?msg.id, "Backend answered a request id mcpmux never sent; ignored.");
+            return;
+        };
+        let Some(pending) = self.lock_pending().remove(&id) else {
+            tracing::debug!(backend = %self.name, id, "Backend answered a request nobody waits for any more.");
+            return;
+        };
+        let reply = match (msg.result, msg.error) {
+            (Some(r), _) => Reply::Result(Payload::from_raw(r)),
+            (None, Some(e)) => Reply::Error(e),
+            (None, None) => Reply::Error(jsonrpc::error_object(
+                code::INTERNAL_ERROR,
+                "backend sent an empty response",
+                None,
+            )),
+        };
+        let _ = pending.reply.send(Ok(reply));
+    }
+
+    fn on_notification(&self, msg: Message) {
+        let method = msg.method.unwrap_or_default();
+        if method == methods::PROGRESS {
+            self.on_progress(msg.params);
+            return;
+        }
+        let _ = self.events.send(BackendEvent::Notification {
+            method,
+            params: msg.params,
+        });
+    }
+
+    fn on_progress(&self, params: Option<Value>) {
+        let Some(mut params) = params else { return };
+        let Some(id) = params.get("progressToken").and_then(Value::as_u64) else {
+            tracing::debug!(backend = %self.name, "Progress for a token mcpmux did not issue; ignored.");
+            return;
+        };
+        let target = {
+            let pending = self.lock_pending();
+            pending
+                .get(&id)
+                .and_then(|p| Some((p.sink.clone()?, p.progress_token.clone()?)))
+        };
+        let Some((sink, token)) = target else { return };
+        if let Some(obj) = params.as_object_mut() {
+            obj.insert("progressToken".into(), token);
+        }
+        if sink
+            .try_send(jsonrpc::notification(methods::PROGRESS, Some(params)))
+            .is_err()
+        {
+            tracing::debug!(backend = %self.name, "A client is not reading its stream; a progress notification was dropped.");
+        }
+    }
+
+    fn on_request(&self, msg: Message) {
+        let id = msg.id.unwrap_or(Value::Null);
+        let method = msg.method.unwrap_or_default();
+        let response = if method == methods::PING {
+            json!({"jsonrpc": "2.0", "id": id, "result": {}})
+        } else {
+            json!({"jsonrpc": "2.0", "id": id, "error": jsonrpc::error_object(
+                code::METHOD_NOT_FOUND,
+                format!("mcpmux does not serve '{method}' to backends"),
+                None,
+            )})
+        };
+        if self.send_value(&response).is_err() {
+            tracing::debug!(backend = %self.name, "Could not answer a backend request; the connection is closing.");
+        }
+    }
+
+    /// Marks the connection closed: every pending call fails at once with `reason`.
+    pub fn close(&self, reason: &str) {
+        {
+            let mut r = self.close_reason.lock().unwrap_or_else(|e| e.into_inner());
+            if r.is_none() {
+                *r = Some(reason.to_owned());
+            }
+        }
+        self.closed.cancel();
+        let drained: Vec<Pending> = self.lock_pending().drain().map(|(_, p)| p).collect();
+        for p in drained {
+            let _ = p.reply.send(Err(CallError::Closed(reason.to_owned())));
+        }
+        let _ = self.events.send(BackendEvent::Closed {
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn close_reason(&self) -> String {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "connection closed".to_owned())
+    }
+
+    /// Number of calls waiting for an answer.
+    pub fn pending_count(&self) -> usize {
+        self.lock_pending().len()
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Removes a pending entry when the caller stops waiting, however that happens.
+struct PendingGuard<'a> {
+    peer: &'a Peer,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.peer.lock_pending().remove(&self.id);
+    }
+}
+
+/// Swaps `params._meta.progressToken` for `id`; returns the caller's token.
+fn replace_progress_token(params: &mut Value, id: u64) -> Option<Value> {
+    let meta = params.get_mut("_meta")?.as_object_mut()?;
+    let original = meta.get("progressToken")?.clone();
+    meta.insert("progressToken".into(), Value::from(id));
+    Some(original)
+}
+
+fn request_line(id: u64, method: &str, params: Option<&Value>) -> Bytes {
+    let mut obj = Map::new();
+    obj.insert("jsonrpc".into(), "2.0".into());
+    obj.insert("id".into(), id.into());
+    obj.insert("method".into(), method.into());
+    if let Some(p) = params {
+        obj.insert("params".into(), p.clone());
+    }
+    Bytes::from(serde_json::to_vec(&Value::Object(obj)).unwrap_or_default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn matches_replies_by_id_and_restores_progress_tokens() {
+        let (peer, mut outbox, _events) = Peer::new("t".into());
+        let (sink, mut stream) = mpsc::channel(8);
+        let p2 = peer.clone();
+        let call = tokio::spawn(async move {
+            p2.request(
+                "tools/call",
+                Some(json!({"name": "x", "_meta": {"progressToken": "client-tok"}})),
+                Some(sink),
+                Duration::from_secs(5),
+            )
+            .await
+        });
+        let line = outbox.recv().await.unwrap();
+        let sent: Value = serde_json::from_slice(&line).unwrap();
+        let id = sent["id"].as_u64().unwrap();
+        assert_eq!(sent["params"]["_meta"]["progressToken"], json!(id));
+        let prog = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{id},"progress":1}}}}"#
+        );
+        peer.dispatch(Message::parse(prog.as_bytes()).unwrap());
+        let got = stream.recv().await.unwrap();
+        assert_eq!(got["params"]["progressToken"], json!("client-tok"));
+        let resp = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"z":1,"a":2}}}}"#);
+        peer.dispatch(Message::parse(resp.as_bytes()).unwrap());
+        match call.await.unwrap().unwrap() {
+            Reply::Result(p) => assert_eq!(p.as_str(), r#"{"z":1,"a":2}"#),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(peer.pending_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_fails_pending_calls_at_once() {
+        let (peer, _outbox, _events) = Peer::new("t".into());
+        let p2 = peer.clone();
+        let call = tokio::spawn(async move {
+            p2.request("ping", None, None, Duration::from_secs(30))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        peer.close("backend exited");
+        let r = tokio::time::timeout(Duration::from_secs(1), call)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(r, Err(CallError::Closed(m)) if m == "backend exited"));
+    }
+
+    #[tokio::test]
+    async fn timeout_sends_cancellation() {
+        let (peer, mut outbox, _events) = Peer::new("t".into());
+        let r = peer
+            .request("slow", None, None, Duration::from_millis(30))
+            .await;
+        assert!(matches!(r, Err(CallError::Timeout(_))));
+        let _req = outbox.recv().await.unwrap();
+        let cancel: Value = serde_json::from_slice(&outbox.recv().await.unwrap()).unwrap();
+        assert_eq!(cancel["method"], "notifications/cancelled");
+        assert_eq!(peer.pending_count(), 0);
+    }
+}

@@ -1,0 +1,453 @@
+//! Backends: one MCP client per configured server.
+//!
+//! A [`Backend`] is the long-lived handle the gateway keeps per config entry: its state, its
+//! current [`Connection`] and the catalog it listed. A `Connection` is one live session with the
+//! server over some transport; [`client::Peer`] does the protocol work and the transport module
+//! ([`stdio`], and later the HTTP ones) only moves messages.
+
+pub mod client;
+pub mod stdio;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::config::{ServerConfig, Settings, TransportConfig};
+use crate::error::RelayError;
+use crate::jsonrpc::Payload;
+use crate::protocol::{self, methods};
+use client::{BackendEvent, CallError, EventSink, Peer, Reply};
+
+/// Where a backend is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Starting,
+    Ready,
+    Restarting,
+    Failed,
+    Stopped,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Restarting => "restarting",
+            State::Failed => "failed",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// What `/status` and the start-up table show about a backend.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub state: State,
+    pub last_error: Option<String>,
+    pub ready_after: Option<Duration>,
+    pub restarts: u32,
+    pub pid: Option<u32>,
+}
+
+/// What a backend said about itself in `initialize`.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    pub protocol_version: String,
+    pub capabilities: Value,
+    pub server_info: Value,
+    pub instructions: Option<String>,
+}
+
+impl ServerInfo {
+    fn has(&self, capability: &str) -> bool {
+        self.capabilities
+            .get(capability)
+            .is_some_and(|c| !c.is_null())
+    }
+}
+
+/// Everything a backend lists, as the backend wrote it.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub info: ServerInfo,
+    pub tools: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub templates: Vec<Value>,
+    pub prompts: Vec<Value>,
+}
+
+/// The four lists, for code that handles them alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Resources,
+    Templates,
+    Prompts,
+}
+
+impl ListKind {
+    pub const ALL: [ListKind; 4] = [
+        ListKind::Tools,
+        ListKind::Resources,
+        ListKind::Templates,
+        ListKind::Prompts,
+    ];
+
+    /// The list method.
+    pub fn method(self) -> &'static str {
+        match self {
+            ListKind::Tools => methods::TOOLS_LIST,
+            ListKind::Resources => methods::RESOURCES_LIST,
+            ListKind::Templates => methods::RESOURCES_TEMPLATES_LIST,
+            ListKind::Prompts => methods::PROMPTS_LIST,
+        }
+    }
+
+    /// The key holding the items in the list result.
+    pub fn key(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Resources => "resources",
+            ListKind::Templates => "resourceTemplates",
+            ListKind::Prompts => "prompts",
+        }
+    }
+
+    /// The capability that says the backend has this list.
+    fn capability(self) -> &'static str {
+        match self {
+            ListKind::Tools => "tools",
+            ListKind::Resources | ListKind::Templates => "resources",
+            ListKind::Prompts => "prompts",
+        }
+    }
+
+    /// The list for a `…/list_changed` notification method.
+    pub fn from_list_changed(method: &str) -> Option<&'static [ListKind]> {
+        match method {
+            methods::TOOLS_LIST_CHANGED => Some(&[ListKind::Tools]),
+            methods::RESOURCES_LIST_CHANGED => Some(&[ListKind::Resources, ListKind::Templates]),
+            methods::PROMPTS_LIST_CHANGED => Some(&[ListKind::Prompts]),
+            _ => None,
+        }
+    }
+}
+
+impl Listing {
+    pub fn items(&self, kind: ListKind) -> &[Value] {
+        match kind {
+            ListKind::Tools => &self.tools,
+            ListKind::Resources => &self.resources,
+            ListKind::Templates => &self.templates,
+            ListKind::Prompts => &self.prompts,
+        }
+    }
+
+    fn items_mut(&mut self, kind: ListKind) -> &mut Vec<Value> {
+        match kind {
+            ListKind::Tools => &mut self.tools,
+            ListKind::Resources => &mut self.resources,
+            ListKind::Templates => &mut self.templates,
+            ListKind::Prompts => &mut self.prompts,
+        }
+    }
+}
+
+/// Why a backend could not be brought up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Spawn(#[from] stdio::SpawnError),
+    #[error("remote backends are not supported yet")]
+    RemoteUnsupported,
+    #[error("initialize failed: {0}")]
+    Initialize(String),
+    #[error("listing {what} failed: {reason}")]
+    List { what: &'static str, reason: String },
+    #[error("did not become ready within {0:?}")]
+    Timeout(Duration),
+}
+
+/// One live session with a backend.
+pub struct Connection {
+    peer: Arc<Peer>,
+    process: Mutex<Option<stdio::StdioProcess>>,
+    pid: Option<u32>,
+    pub info: ServerInfo,
+}
+
+impl Connection {
+    /// Starts the transport and runs `initialize`. Backend events go to `events`.
+    pub async fn open(
+        name: &str,
+        cfg: &ServerConfig,
+        settings: &Settings,
+    ) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>), StartError> {
+        let (peer, outbox, events) = Peer::new(Arc::from(name));
+        let process = match &cfg.transport {
+            TransportConfig::Stdio(s) => {
+                stdio::spawn(peer.clone(), outbox, s, settings.max_message_bytes)?
+            }
+            TransportConfig::Remote(_) => return Err(StartError::RemoteUnsupported),
+        };
+        let pid = Some(process.pid());
+        let mut conn = Connection {
+            peer,
+            process: Mutex::new(Some(process)),
+            pid,
+            info: ServerInfo::default(),
+        };
+        let timeout = cfg.request_timeout.unwrap_or(settings.request_timeout);
+        match conn.initialize(timeout).await {
+            Ok(info) => {
+                conn.info = info;
+                Ok((conn, events))
+            }
+            Err(e) => {
+                conn.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn initialize(&self, timeout: Duration) -> Result<ServerInfo, StartError> {
+        let params = json!({
+            "protocolVersion": protocol::LATEST_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "mcpmux", "title": "mcpmux gateway", "version": env!("CARGO_PKG_VERSION")},
+        });
+        let reply = self
+            .peer
+            .request(methods::INITIALIZE, Some(params), None, timeout)
+            .await;
+        let result = match reply {
+            Ok(Reply::Result(p)) => serde_json::from_slice::<Value>(&p.0)
+                .map_err(|e| StartError::Initialize(e.to_string()))?,
+            Ok(Reply::Error(e)) => {
+                return Err(StartError::Initialize(format!(
+                    "backend answered with an error: {e}"
+                )));
+            }
+            Err(e) => return Err(StartError::Initialize(e.to_string())),
+        };
+        let info = ServerInfo {
+            protocol_version: result
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            capabilities: result
+                .get("capabilities")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            server_info: result
+                .get("serverInfo")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            instructions: result
+                .get("instructions")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        self.peer
+            .notify(methods::INITIALIZED, None)
+            .map_err(|e| StartError::Initialize(e.to_string()))?;
+        Ok(info)
+    }
+
+    /// Lists every page of every list the backend offers.
+    pub async fn list_all(&self, timeout: Duration) -> Result<Listing, StartError> {
+        let mut listing = Listing {
+            info: self.info.clone(),
+            ..Listing::default()
+        };
+        let kinds: Vec<ListKind> = ListKind::ALL
+            .into_iter()
+            .filter(|k| self.info.has(k.capability()))
+            .collect();
+        let results =
+            futures_util::future::join_all(kinds.iter().map(|k| self.list(*k, timeout))).await;
+        for (kind, items) in kinds.into_iter().zip(results) {
+            *listing.items_mut(kind) = items?;
+        }
+        Ok(listing)
+    }
+
+    /// Lists every page of one list.
+    pub async fn list(&self, kind: ListKind, timeout: Duration) -> Result<Vec<Value>, StartError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for _ in 0..10_000 {
+            let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+            let fail = |reason: String| StartError::List {
+                what: kind.key(),
+                reason,
+            };
+            let page = match self
+                .peer
+                .request(kind.method(), params, None, timeout)
+                .await
+            {
+                Ok(Reply::Result(p)) => {
+                    serde_json::from_slice::<Value>(&p.0).map_err(|e| fail(e.to_string()))?
+                }
+                Ok(Reply::Error(e)) => return Err(fail(e.to_string())),
+                Err(e) => return Err(fail(e.to_string())),
+            };
+            if let Some(Value::Array(list)) = page.get(kind.key()) {
+                items.extend(list.iter().cloned());
+            }
+            match page.get("nextCursor") {
+                Some(c) if !c.is_null() && Some(c) != cursor.as_ref() => cursor = Some(c.clone()),
+                _ => return Ok(items),
+            }
+        }
+        Ok(items)
+    }
+
+    /// Sends one request on this connection.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        sink: Option<EventSink>,
+        timeout: Duration,
+    ) -> Result<Reply, CallError> {
+        self.peer.request(method, params, sink, timeout).await
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.peer.is_closed()
+    }
+
+    /// Ends the connection: pending calls fail, the child is stopped and reaped.
+    pub async fn stop(&self) {
+        let process = self
+            .process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(p) = process {
+            p.stop().await;
+        }
+        self.peer.close("backend stopped");
+    }
+}
+
+/// A configured backend: its state, its live connection and its catalog.
+pub struct Backend {
+    pub name: Arc<str>,
+    pub config: ServerConfig,
+    status: Mutex<Status>,
+    connection: ArcSwapOption<Connection>,
+    listing: ArcSwap<Listing>,
+    request_timeout: Duration,
+}
+
+impl Backend {
+    pub fn new(config: ServerConfig, settings: &Settings) -> Backend {
+        Backend {
+            name: Arc::from(config.name.as_str()),
+            request_timeout: config.request_timeout.unwrap_or(settings.request_timeout),
+            config,
+            status: Mutex::new(Status {
+                state: State::Starting,
+                last_error: None,
+                ready_after: None,
+                restarts: 0,
+                pid: None,
+            }),
+            connection: ArcSwapOption::empty(),
+            listing: ArcSwap::from_pointee(Listing::default()),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn update_status(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The catalog this backend last listed.
+    pub fn listing(&self) -> Arc<Listing> {
+        self.listing.load_full()
+    }
+
+    pub fn set_listing(&self, listing: Listing) {
+        self.listing.store(Arc::new(listing));
+    }
+
+    pub fn connection(&self) -> Option<Arc<Connection>> {
+        self.connection.load_full()
+    }
+
+    pub fn set_connection(&self, conn: Option<Arc<Connection>>) {
+        self.connection.store(conn);
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Sends a request to this backend and maps the failure modes to relay errors.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        sink: Option<EventSink>,
+    ) -> Result<Payload, RelayError> {
+        let Some(conn) = self.connection().filter(|c| !c.is_closed()) else {
+            let status = self.status();
+            return Err(RelayError::BackendUnavailable {
+                backend: self.name.to_string(),
+                reason: status
+                    .last_error
+                    .unwrap_or_else(|| status.state.as_str().to_owned()),
+            });
+        };
+        match conn
+            .request(method, params, sink, self.request_timeout)
+            .await
+        {
+            Ok(Reply::Result(p)) => Ok(p),
+            Ok(Reply::Error(e)) => Err(RelayError::Backend(e)),
+            Err(CallError::Timeout(after)) => Err(RelayError::Timeout {
+                backend: self.name.to_string(),
+                after,
+            }),
+            Err(CallError::Closed(reason)) => Err(RelayError::ConnectionLost {
+                backend: self.name.to_string(),
+                reason,
+            }),
+            Err(CallError::Overloaded) => Err(RelayError::BackendUnavailable {
+                backend: self.name.to_string(),
+                reason: "too many requests queued".to_owned(),
+            }),
+        }
+    }
+
+    /// Time the backend was started, for the ready-after figure.
+    pub fn mark_ready(&self, started: Instant, pid: Option<u32>) {
+        self.update_status(|s| {
+            s.state = State::Ready;
+            s.ready_after = Some(started.elapsed());
+            s.last_error = None;
+            s.pid = pid;
+        });
+    }
+}

@@ -1,0 +1,399 @@
+//! Routing one client request to the right backend, and rewriting the answer.
+//!
+//! Everything the relay needs about the caller is in a [`RequestContext`]: the protocol
+//! version, the client's capabilities, the view it talks to, and where messages that belong to
+//! the request (progress) go. A session is optional, so a request of the stateless protocol era
+//! is served by the same code.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::backend::ListKind;
+use crate::backend::client::EventSink;
+use crate::catalog::{Catalog, uri};
+use crate::error::RelayError;
+use crate::gateway::Gateway;
+use crate::jsonrpc::Payload;
+use crate::protocol::{self, methods};
+use crate::session::{Scope, Session};
+
+/// What the relay knows about the caller of one request.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub protocol_version: String,
+    pub client_capabilities: Arc<Value>,
+    pub scope: Scope,
+    pub session: Option<Arc<Session>>,
+    /// Where notifications that belong to this request go (its SSE stream).
+    pub events: Option<EventSink>,
+}
+
+impl Gateway {
+    /// Serves one request. `method` and `params` are the client's, unchanged.
+    pub async fn handle_request(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Payload, RelayError> {
+        match method {
+            methods::PING => Ok(Payload::from_value(&json!({}))),
+            methods::SET_LEVEL => self.set_level(ctx, params),
+            methods::TOOLS_LIST => self.list(ctx, ListKind::Tools, params.as_ref()),
+            methods::PROMPTS_LIST => self.list(ctx, ListKind::Prompts, params.as_ref()),
+            methods::RESOURCES_LIST => self.list(ctx, ListKind::Resources, params.as_ref()),
+            methods::RESOURCES_TEMPLATES_LIST => {
+                self.list(ctx, ListKind::Templates, params.as_ref())
+            }
+            _ => match &ctx.scope {
+                Scope::Backend(name) => self.forward(name, ctx, method, params).await,
+                Scope::Merged => self.route_merged(ctx, method, params).await,
+            },
+        }
+    }
+
+    /// The `initialize` result for a view, answering `requested` version.
+    pub fn initialize_result(
+        &self,
+        scope: &Scope,
+        requested: Option<&str>,
+    ) -> Result<Value, RelayError> {
+        let version = protocol::negotiate(requested);
+        let catalog = self.catalog();
+        let mut caps = Map::new();
+        let (server_info, instructions) = match scope {
+            Scope::Merged => {
+                caps.insert("tools".into(), json!({"listChanged": true}));
+                caps.insert("resources".into(), json!({"listChanged": true}));
+                caps.insert("prompts".into(), json!({"listChanged": true}));
+                if catalog.any_backend_has("completions") {
+                    caps.insert("completions".into(), json!({}));
+                }
+                let info = json!({
+                    "name": "mcpmux",
+                    "title": "mcpmux gateway",
+                    "version": env!("CARGO_PKG_VERSION"),
+                });
+                (info, catalog.instructions().map(str::to_owned))
+            }
+            Scope::Backend(name) => {
+                let backend = self
+                    .backend(name)
+                    .ok_or_else(|| RelayError::BackendUnavailable {
+                        backend: name.clone(),
+                        reason: "not configured".into(),
+                    })?;
+                let listing = backend.listing();
+                if let Some(bc) = listing.info.capabilities.as_object() {
+                    for key in ["tools", "resources", "prompts"] {
+                        if bc.contains_key(key) {
+                            caps.insert(key.into(), json!({"listChanged": true}));
+                        }
+                    }
+                    if bc.contains_key("completions") {
+                        caps.insert("completions".into(), json!({}));
+                    }
+                }
+                let info = if listing.info.server_info.is_object()
+                    && listing.info.server_info != json!({})
+                {
+                    listing.info.server_info.clone()
+                } else {
+                    json!({"name": name.as_str(), "version": "unknown"})
+                };
+                (info, listing.info.instructions.clone())
+            }
+        };
+        let mut result = Map::new();
+        result.insert("protocolVersion".into(), version.into());
+        result.insert("capabilities".into(), Value::Object(caps));
+        result.insert("serverInfo".into(), server_info);
+        if let Some(text) = instructions {
+            result.insert("instructions".into(), text.into());
+        }
+        Ok(Value::Object(result))
+    }
+
+    fn set_level(
+        &self,
+        ctx: &RequestContext,
+        params: Option<Value>,
+    ) -> Result<Payload, RelayError> {
+        let level = params
+            .as_ref()
+            .and_then(|p| p.get("level"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                RelayError::InvalidParams("logging/setLevel needs a string 'level'".into())
+            })?;
+        if let Some(s) = &ctx.session {
+            *s.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(level.to_owned());
+        }
+        Ok(Payload::from_value(&json!({})))
+    }
+
+    fn list(
+        &self,
+        ctx: &RequestContext,
+        kind: ListKind,
+        params: Option<&Value>,
+    ) -> Result<Payload, RelayError> {
+        let cursor = match params.and_then(|p| p.get("cursor")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) => Some(c.as_str()),
+            Some(_) => return Err(RelayError::InvalidParams("cursor must be a string".into())),
+        };
+        let catalog = self.catalog();
+        let view = match &ctx.scope {
+            Scope::Merged => catalog.merged(),
+            Scope::Backend(name) => {
+                catalog
+                    .backend_view(name)
+                    .ok_or_else(|| RelayError::BackendUnavailable {
+                        backend: name.clone(),
+                        reason: "not configured".into(),
+                    })?
+            }
+        };
+        view.list(kind).page(cursor).cloned().ok_or_else(|| {
+            RelayError::InvalidParams(format!("unknown cursor '{}'", cursor.unwrap_or_default()))
+        })
+    }
+
+    /// `/servers/{name}/mcp`: everything goes to the one backend unchanged.
+    async fn forward(
+        &self,
+        backend: &str,
+        ctx: &RequestContext,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Payload, RelayError> {
+        let b = self
+            .backend(backend)
+            .ok_or_else(|| RelayError::BackendUnavailable {
+                backend: backend.to_owned(),
+                reason: "not configured".into(),
+            })?;
+        b.call(method, params, ctx.events.clone()).await
+    }
+
+    async fn route_merged(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Payload, RelayError> {
+        let mut params =
+            params.ok_or_else(|| RelayError::InvalidParams(format!("{method} needs params")))?;
+        let catalog = self.catalog();
+        let (backend, rewrite) = match method {
+            methods::TOOLS_CALL => (
+                route_by_name(&catalog, &mut params, Lookup::Tool)?,
+                Rewrite::Content,
+            ),
+            methods::PROMPTS_GET => (
+                route_by_name(&catalog, &mut params, Lookup::Prompt)?,
+                Rewrite::Messages,
+            ),
+            methods::RESOURCES_READ => (route_by_uri(&catalog, &mut params)?, Rewrite::Contents),
+            methods::COMPLETE => (route_completion(&catalog, &mut params)?, Rewrite::None),
+            _ => return Err(RelayError::MethodNotFound(method.to_owned())),
+        };
+        let prefix = catalog.prefix_of(&backend).unwrap_or(&backend).to_owned();
+        drop(catalog);
+        let b = self
+            .backend(&backend)
+            .ok_or_else(|| RelayError::BackendUnavailable {
+                backend: backend.clone(),
+                reason: "removed".into(),
+            })?;
+        let payload = b.call(method, Some(params), ctx.events.clone()).await?;
+        Ok(rewrite_uris(payload, rewrite, &prefix))
+    }
+}
+
+enum Lookup {
+    Tool,
+    Prompt,
+}
+
+fn route_by_name(
+    catalog: &Catalog,
+    params: &mut Value,
+    lookup: Lookup,
+) -> Result<String, RelayError> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RelayError::InvalidParams("params.name must be a string".into()))?;
+    let target = match lookup {
+        Lookup::Tool => catalog
+            .tool(name)
+            .ok_or_else(|| RelayError::UnknownTool(name.to_owned()))?,
+        Lookup::Prompt => catalog
+            .prompt(name)
+            .ok_or_else(|| RelayError::UnknownPrompt(name.to_owned()))?,
+    };
+    let backend = target.backend.clone();
+    let original = target.original.clone();
+    if let Some(obj) = params.as_object_mut() {
+        obj.insert("name".into(), Value::String(original));
+    }
+    Ok(backend)
+}
+
+fn route_by_uri(catalog: &Catalog, params: &mut Value) -> Result<String, RelayError> {
+    let client_uri = params
+        .get("uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RelayError::InvalidParams("params.uri must be a string".into()))?;
+    let (backend, original) = catalog
+        .resource(client_uri)
+        .ok_or_else(|| RelayError::UnknownResource(client_uri.to_owned()))?;
+    let backend = backend.to_owned();
+    if let Some(obj) = params.as_object_mut() {
+        obj.insert("uri".into(), Value::String(original));
+    }
+    Ok(backend)
+}
+
+/// `completion/complete` goes where the referenced prompt or resource template lives.
+fn route_completion(catalog: &Catalog, params: &mut Value) -> Result<String, RelayError> {
+    let reference = params
+        .get_mut("ref")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| RelayError::InvalidParams("params.ref must be an object".into()))?;
+    match reference.get("type").and_then(Value::as_str) {
+        Some("ref/prompt") => {
+            let name = reference
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let target = catalog
+                .prompt(name)
+                .ok_or_else(|| RelayError::UnknownPrompt(name.to_owned()))?;
+            let backend = target.backend.clone();
+            reference.insert("name".into(), Value::String(target.original.clone()));
+            Ok(backend)
+        }
+        Some("ref/resource") => {
+            let u = reference
+                .get("uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let (backend, original) = catalog
+                .resource(u)
+                .ok_or_else(|| RelayError::UnknownResource(u.to_owned()))?;
+            let backend = backend.to_owned();
+            reference.insert("uri".into(), Value::String(original));
+            Ok(backend)
+        }
+        other => Err(RelayError::InvalidParams(format!(
+            "unknown ref type {other:?}"
+        ))),
+    }
+}
+
+/// Which URIs in a result point at the backend's resources.
+#[derive(Clone, Copy)]
+enum Rewrite {
+    None,
+    /// `tools/call`: `content[]` resource links and embedded resources.
+    Content,
+    /// `prompts/get`: `messages[].content`.
+    Messages,
+    /// `resources/read`: `contents[].uri`.
+    Contents,
+}
+
+/// Rewrites backend URIs in a result to their client-facing form. A result that mentions no
+/// `"uri"` is passed through untouched, byte for byte.
+fn rewrite_uris(payload: Payload, how: Rewrite, prefix: &str) -> Payload {
+    if matches!(how, Rewrite::None) || !contains(&payload.0, b"\"uri\"") {
+        return payload;
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&payload.0) else {
+        return payload;
+    };
+    match how {
+        Rewrite::Content => {
+            if let Some(items) = v.get_mut("content").and_then(Value::as_array_mut) {
+                items.iter_mut().for_each(|c| wrap_content_uri(c, prefix));
+            }
+        }
+        Rewrite::Messages => {
+            if let Some(msgs) = v.get_mut("messages").and_then(Value::as_array_mut) {
+                for m in msgs {
+                    match m.get_mut("content") {
+                        Some(Value::Array(items)) => {
+                            items.iter_mut().for_each(|c| wrap_content_uri(c, prefix))
+                        }
+                        Some(c) => wrap_content_uri(c, prefix),
+                        None => {}
+                    }
+                }
+            }
+        }
+        Rewrite::Contents => {
+            if let Some(items) = v.get_mut("contents").and_then(Value::as_array_mut) {
+                items.iter_mut().for_each(|c| wrap_field(c, "uri", prefix));
+            }
+        }
+        Rewrite::None => {}
+    }
+    Payload::from_value(&v)
+}
+
+fn wrap_content_uri(content: &mut Value, prefix: &str) {
+    match content.get("type").and_then(Value::as_str) {
+        Some("resource_link") => wrap_field(content, "uri", prefix),
+        Some("resource") => {
+            if let Some(r) = content.get_mut("resource") {
+                wrap_field(r, "uri", prefix);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn wrap_field(obj: &mut Value, key: &str, prefix: &str) {
+    if let Some(Value::String(u)) = obj.get_mut(key) {
+        *u = uri::wrap(prefix, u);
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_resource_uris() {
+        let p = Payload::from_value(&json!({
+            "content": [
+                {"type": "text", "text": "has \"uri\" in it"},
+                {"type": "resource_link", "uri": "note://a", "name": "a"},
+                {"type": "resource", "resource": {"uri": "note://b", "text": "b"}},
+                {"type": "future-kind", "uri": "keep://me"}
+            ],
+            "_meta": {"x": 1}
+        }));
+        let out: Value = serde_json::from_slice(&rewrite_uris(p, Rewrite::Content, "n").0).unwrap();
+        assert_eq!(out["content"][1]["uri"], "mcpmux://n/note://a");
+        assert_eq!(out["content"][2]["resource"]["uri"], "mcpmux://n/note://b");
+        assert_eq!(out["content"][3]["uri"], "keep://me");
+        assert_eq!(out["_meta"], json!({"x": 1}));
+    }
+
+    #[test]
+    fn results_without_uris_pass_byte_for_byte() {
+        let raw = r#"{"content":[{"type":"text","text":"x"}],"n":1.50}"#;
+        let p = Payload(bytes::Bytes::from(raw));
+        assert_eq!(rewrite_uris(p, Rewrite::Content, "n").as_str(), raw);
+    }
+}

@@ -1,0 +1,379 @@
+//! Streamable HTTP (2025-11-25, also 2025-06-18 and 2025-03-26): POST, GET and DELETE on the
+//! MCP endpoint.
+//!
+//! A POSTed request is answered with plain JSON when the backend sends nothing but the result,
+//! and switches to an SSE stream as soon as anything that belongs to the request (progress)
+//! arrives first, when the client accepts SSE.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{AppState, sse};
+use crate::error::HttpError;
+use crate::jsonrpc::{self, Kind, Message};
+use crate::protocol::{self, headers as h, methods};
+use crate::relay::RequestContext;
+use crate::session::{Scope, Session};
+
+/// Interval of keep-alive comments on GET streams.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Messages that may queue on one request's stream before the oldest are dropped.
+const REQUEST_STREAM_CAPACITY: usize = 64;
+
+pub async fn post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle_post(app, Scope::Merged, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn post_backend(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let scope = match backend_scope(&app, name) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    handle_post(app, scope, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn get_stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    handle_get(app, Scope::Merged, headers).unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn get_stream_backend(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match backend_scope(&app, name) {
+        Ok(scope) => handle_get(app, scope, headers).unwrap_or_else(IntoResponse::into_response),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn delete(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    handle_delete(app, Scope::Merged, headers).unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn delete_backend(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match backend_scope(&app, name) {
+        Ok(scope) => handle_delete(app, scope, headers).unwrap_or_else(IntoResponse::into_response),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn backend_scope(app: &AppState, name: String) -> Result<Scope, HttpError> {
+    if app.gateway.backend(&name).is_some() {
+        Ok(Scope::Backend(name))
+    } else {
+        Err(HttpError::UnknownBackend(name))
+    }
+}
+
+/// What the client's `Accept` header allows.
+#[derive(Debug, Clone, Copy)]
+struct Accepts {
+    json: bool,
+    sse: bool,
+}
+
+fn accepts(headers: &HeaderMap) -> Accepts {
+    let Some(value) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Accepts {
+            json: true,
+            sse: true,
+        };
+    };
+    let mut a = Accepts {
+        json: false,
+        sse: false,
+    };
+    for part in value.split(',') {
+        let media = part
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "*/*" => {
+                a.json = true;
+                a.sse = true;
+            }
+            "application/json" | "application/*" => a.json = true,
+            "text/event-stream" | "text/*" => a.sse = true,
+            _ => {}
+        }
+    }
+    a
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Finds the session a request names, checking it belongs to this endpoint.
+fn find_session(
+    app: &AppState,
+    scope: &Scope,
+    headers: &HeaderMap,
+) -> Result<std::sync::Arc<Session>, HttpError> {
+    let id = header_str(headers, h::SESSION_ID).ok_or(HttpError::MissingSession)?;
+    let session = app
+        .gateway
+        .sessions()
+        .touch(id)
+        .ok_or(HttpError::UnknownSession)?;
+    if &session.scope != scope {
+        return Err(HttpError::UnknownSession);
+    }
+    Ok(session)
+}
+
+/// Checks `MCP-Protocol-Version` when present; absent means the session's version.
+fn check_version_header(headers: &HeaderMap) -> Result<(), HttpError> {
+    match headers.get(h::PROTOCOL_VERSION) {
+        None => Ok(()),
+        Some(v) => {
+            let v = v.to_str().unwrap_or_default();
+            if protocol::is_supported(v) {
+                Ok(())
+            } else {
+                Err(HttpError::UnsupportedProtocolVersion(v.to_owned()))
+            }
+        }
+    }
+}
+
+async fn handle_post(
+    app: AppState,
+    scope: Scope,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, HttpError> {
+    let accept = accepts(&headers);
+    if !accept.json && !accept.sse {
+        return Err(HttpError::NotAcceptable);
+    }
+    if let Some(ct) = header_str(&headers, header::CONTENT_TYPE.as_str())
+        && !ct.to_ascii_lowercase().starts_with("application/json")
+    {
+        return Err(HttpError::UnsupportedMediaType);
+    }
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            HttpError::PayloadTooLarge {
+                limit: app.gateway.settings().max_body_bytes,
+            }
+        } else {
+            HttpError::InvalidRequest(r.body_text())
+        }
+    })?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(HttpError::InvalidRequest(
+            "JSON-RPC batches are not supported; send one message per request".into(),
+        ));
+    }
+    let msg = Message::parse(&body).map_err(|e| HttpError::Parse(e.to_string()))?;
+    let kind = msg.kind();
+    if kind == Kind::Request && msg.method.as_deref() == Some(methods::INITIALIZE) {
+        return initialize(&app, scope, msg, accept);
+    }
+    check_version_header(&headers)?;
+    match kind {
+        Kind::Invalid => Err(HttpError::InvalidRequest(
+            "not a JSON-RPC 2.0 request, notification or response".into(),
+        )),
+        Kind::Notification => {
+            let session = find_session(&app, &scope, &headers)?;
+            on_notification(&session, &msg);
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        Kind::Response => {
+            find_session(&app, &scope, &headers)?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        Kind::Request => {
+            let session = find_session(&app, &scope, &headers)?;
+            Ok(request(app, scope, session, msg, accept).await)
+        }
+    }
+}
+
+fn on_notification(session: &Session, msg: &Message) {
+    if msg.method.as_deref() == Some(methods::INITIALIZED) {
+        session
+            .initialized
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn initialize(
+    app: &AppState,
+    scope: Scope,
+    msg: Message,
+    accept: Accepts,
+) -> Result<Response, HttpError> {
+    let id = msg.id.unwrap_or(Value::Null);
+    let params = msg.params.unwrap_or(Value::Null);
+    let requested = params.get("protocolVersion").and_then(Value::as_str);
+    let result = match app.gateway.initialize_result(&scope, requested) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(json_or_sse(
+                jsonrpc::error_bytes(Some(&id), &e.to_error_object()),
+                accept,
+            ));
+        }
+    };
+    let version = result
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(protocol::LATEST_VERSION)
+        .to_owned();
+    let session = app.gateway.sessions().create(
+        scope,
+        version,
+        params
+            .get("capabilities")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
+        params.get("clientInfo").cloned().unwrap_or(Value::Null),
+    );
+    tracing::debug!(session = %session.id, client = ?session.client_info, "Session started.");
+    let body = jsonrpc::response_bytes(&id, &jsonrpc::Payload::from_value(&result));
+    let mut resp = json_or_sse(body, accept);
+    if let Ok(v) = HeaderValue::from_str(&session.id) {
+        resp.headers_mut().insert(h::SESSION_ID, v);
+    }
+    Ok(resp)
+}
+
+/// One message as the whole response: JSON when the client takes it, else a one-event stream.
+fn json_or_sse(message: Bytes, accept: Accepts) -> Response {
+    if accept.json {
+        ([(header::CONTENT_TYPE, "application/json")], message).into_response()
+    } else {
+        sse_response(Body::from(sse::event(&message)))
+    }
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// Serves a request: JSON if the result comes first, SSE once anything else does.
+async fn request(
+    app: AppState,
+    scope: Scope,
+    session: std::sync::Arc<Session>,
+    msg: Message,
+    accept: Accepts,
+) -> Response {
+    let id = msg.id.unwrap_or(Value::Null);
+    let method = msg.method.unwrap_or_default();
+    let (tx, mut rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
+    let ctx = RequestContext {
+        protocol_version: session.protocol_version.clone(),
+        client_capabilities: session.client_capabilities.clone(),
+        scope,
+        session: Some(session),
+        events: Some(tx),
+    };
+    let gateway = app.gateway.clone();
+    let work = async move {
+        let outcome = gateway.handle_request(&ctx, &method, msg.params).await;
+        match outcome {
+            Ok(payload) => jsonrpc::response_bytes(&id, &payload),
+            Err(e) => {
+                tracing::debug!(method = %method, error = %e, "Request failed.");
+                jsonrpc::error_bytes(Some(&id), &e.to_error_object())
+            }
+        }
+    };
+    let mut work = Box::pin(work);
+    let first = tokio::select! {
+        done = &mut work => return json_or_sse(done, accept),
+        first = rx.recv(), if accept.sse => first,
+    };
+    let stream = async_stream::stream! {
+        if let Some(m) = first {
+            yield Ok::<Bytes, std::convert::Infallible>(sse::event_value(&m));
+        }
+        loop {
+            tokio::select! {
+                biased;
+                Some(m) = rx.recv() => yield Ok(sse::event_value(&m)),
+                done = &mut work => {
+                    while let Ok(m) = rx.try_recv() {
+                        yield Ok(sse::event_value(&m));
+                    }
+                    yield Ok(sse::event(&done));
+                    break;
+                }
+            }
+        }
+    };
+    sse_response(Body::from_stream(stream))
+}
+
+fn handle_get(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Response, HttpError> {
+    if !accepts(&headers).sse {
+        return Err(HttpError::StreamNotAcceptable);
+    }
+    check_version_header(&headers)?;
+    let session = find_session(&app, &scope, &headers)?;
+    let mut rx = session.attach_stream().ok_or(HttpError::StreamConflict)?;
+    let closing = app.closing.clone();
+    let stream = async_stream::stream! {
+        let mut ticker = tokio::time::interval(KEEP_ALIVE);
+        ticker.tick().await;
+        yield Ok::<Bytes, std::convert::Infallible>(sse::keep_alive());
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => yield Ok(sse::event_value(&m)),
+                    None => break,
+                },
+                _ = ticker.tick() => yield Ok(sse::keep_alive()),
+                _ = closing.cancelled() => break,
+            }
+        }
+    };
+    Ok(sse_response(Body::from_stream(stream)))
+}
+
+fn handle_delete(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Response, HttpError> {
+    let session = find_session(&app, &scope, &headers)?;
+    app.gateway.sessions().remove(&session.id);
+    tracing::debug!(session = %session.id, "Session ended by the client.");
+    Ok(StatusCode::OK.into_response())
+}

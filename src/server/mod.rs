@@ -1,0 +1,169 @@
+//! The HTTP side: streamable HTTP at `/mcp` (merged view) and `/servers/{name}/mcp` (one
+//! backend, un-prefixed), plus `/healthz`, `/readyz` and `/status`.
+
+mod guard;
+mod mcp;
+mod sse;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::State as BackendState;
+use crate::config::Settings;
+use crate::error::RunError;
+use crate::gateway::Gateway;
+
+pub use guard::is_loopback_host;
+
+/// How long in-flight requests may take to finish after shutdown starts.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub gateway: Gateway,
+    /// Cancelled when shutdown starts: open streams end so the server can drain.
+    pub closing: CancellationToken,
+    pub local_addr: SocketAddr,
+}
+
+/// Refuses to serve a non-loopback address without a token unless explicitly allowed.
+pub fn check_listen(settings: &Settings, addr: SocketAddr) -> Result<(), RunError> {
+    if !addr.ip().is_loopback() && settings.auth_token.is_none() && !settings.allow_unauthenticated
+    {
+        return Err(RunError::UnauthenticatedPublicListen(addr));
+    }
+    Ok(())
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.gateway.settings().max_body_bytes;
+    let mcp = Router::new()
+        .route(
+            "/mcp",
+            get(mcp::get_stream).post(mcp::post).delete(mcp::delete),
+        )
+        .route(
+            "/servers/{name}/mcp",
+            get(mcp::get_stream_backend)
+                .post(mcp::post_backend)
+                .delete(mcp::delete_backend),
+        )
+        .route("/status", get(status))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
+        .layer(DefaultBodyLimit::max(max_body));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(mcp)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by
+/// [`DRAIN_GRACE`]).
+pub async fn serve(
+    gateway: Gateway,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let local_addr = listener.local_addr()?;
+    let closing = CancellationToken::new();
+    let state = AppState {
+        gateway,
+        closing: closing.clone(),
+        local_addr,
+    };
+    let router = app(state);
+    let signal = closing.clone();
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("Shutting down: no new connections; finishing requests in flight.");
+        signal.cancel();
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    let deadline = async {
+        closing.cancelled().await;
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(RunError::from),
+        _ = deadline => {
+            tracing::warn!("Requests still in flight after the grace period were abandoned.");
+            Ok(())
+        }
+    }
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    let not_ready: Vec<_> = app
+        .gateway
+        .backends()
+        .values()
+        .filter(|b| b.status().state != BackendState::Ready)
+        .map(|b| json!({"name": &*b.name, "state": b.status().state.as_str(), "error": b.status().last_error}))
+        .collect();
+    let status = if not_ready.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({"ready": not_ready.is_empty(), "notReady": not_ready})),
+    )
+        .into_response()
+}
+
+async fn status(State(app): State<AppState>) -> Response {
+    let gw = &app.gateway;
+    let config = gw.config();
+    let backends: Vec<_> = config
+        .servers
+        .values()
+        .map(|cfg| match gw.backend(&cfg.name) {
+            Some(b) => {
+                let s = b.status();
+                let l = b.listing();
+                json!({
+                    "name": &*b.name,
+                    "transport": cfg.transport.kind(),
+                    "state": s.state.as_str(),
+                    "pid": s.pid,
+                    "restarts": s.restarts,
+                    "lastError": s.last_error,
+                    "readyAfterMs": s.ready_after.map(|d| d.as_millis() as u64),
+                    "protocolVersion": l.info.protocol_version,
+                    "serverInfo": l.info.server_info,
+                    "tools": l.tools.len(),
+                    "resources": l.resources.len(),
+                    "resourceTemplates": l.templates.len(),
+                    "prompts": l.prompts.len(),
+                })
+            }
+            None => {
+                json!({"name": cfg.name, "transport": cfg.transport.kind(), "state": "disabled"})
+            }
+        })
+        .collect();
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeMs": gw.uptime().as_millis() as u64,
+        "sessions": gw.sessions().len(),
+        "backends": backends,
+    }))
+    .into_response()
+}
