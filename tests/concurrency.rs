@@ -1,5 +1,7 @@
 //! Many calls at once over one backend connection are never mixed up.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Daemon, demo, text_of};

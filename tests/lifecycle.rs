@@ -1,6 +1,8 @@
 //! Children are started with the environment they are given, and never outlive the daemon:
 //! not after a clean stop, not after SIGTERM, not even after SIGKILL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,7 @@
 //! mcpmux passes what it does not understand through untouched, both ways.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Daemon, fixture};

@@ -1,6 +1,8 @@
 //! The merged view of the built-in demo backends: namespaced lists, routing, URI rewriting,
 //! pagination, the per-backend endpoint and merged instructions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Daemon, demo, text_of};

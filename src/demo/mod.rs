@@ -111,7 +111,8 @@ where
             // The writer only stops early when the output failed: nothing more can be answered.
             written = &mut writer => {
                 running.abort_all();
-                return Err(writer_outcome(written).err().unwrap_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe)).into());
+                let error = writer_outcome(written).err();
+                return Err(error.unwrap_or_else(|| io::ErrorKind::BrokenPipe.into()).into());
             }
         }
         while running.try_join_next().is_some() {}
