@@ -57,10 +57,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mcpmux: cannot start the async runtime: {e}");
@@ -69,11 +66,9 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve {
-                config,
-                listen,
-                allow_unauthenticated,
-            } => serve(&config, listen, allow_unauthenticated).await,
+            Command::Serve { config, listen, allow_unauthenticated } => {
+                serve(&config, listen, allow_unauthenticated).await
+            }
             Command::Validate { config } => validate(&config),
             Command::Demo { personality } => match crate::demo::run_stdio(&personality).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -88,9 +83,7 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -117,13 +110,7 @@ fn validate(path: &Path) -> ExitCode {
             println!("{}: valid, {} server(s)", path.display(), cfg.servers.len());
             for s in cfg.servers.values() {
                 let state = if s.disabled { " (disabled)" } else { "" };
-                println!(
-                    "  {:<24} {:<10} prefix '{}'{}",
-                    s.name,
-                    s.transport.kind(),
-                    s.prefix,
-                    state
-                );
+                println!("  {:<24} {:<10} prefix '{}'{}", s.name, s.transport.kind(), s.prefix, state);
             }
             ExitCode::SUCCESS
         }
@@ -173,10 +160,7 @@ async fn serve(path: &Path, listen: Option<String>, allow_unauthenticated: bool)
 
 fn parse_listen(s: &str) -> Option<SocketAddr> {
     if let Some(port) = s.strip_prefix("localhost:") {
-        return port
-            .parse::<u16>()
-            .ok()
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        return port.parse::<u16>().ok().map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
     }
     s.parse().ok()
 }
@@ -193,10 +177,7 @@ pub fn startup_table(gateway: &Gateway, addr: SocketAddr) -> String {
         "BACKEND", "TRANSPORT", "STATE", "TOOLS", "RESOURCES", "PROMPTS", "READY IN"
     );
     for r in gateway.report() {
-        let ready = r
-            .ready_after
-            .map(|d| format!("{}ms", d.as_millis()))
-            .unwrap_or_else(|| "-".into());
+        let ready = r.ready_after.map(|d| format!("{}ms", d.as_millis())).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "{:<20} {:<10} {:<10} {:>6} {:>10} {:>8} {:>9}\n",
             r.name,

@@ -66,9 +66,7 @@ impl HttpError {
     fn rpc_code(&self) -> i64 {
         match self {
             HttpError::Parse(_) => code::PARSE_ERROR,
-            HttpError::InvalidRequest(_) | HttpError::UnsupportedProtocolVersion(_) => {
-                code::INVALID_REQUEST
-            }
+            HttpError::InvalidRequest(_) | HttpError::UnsupportedProtocolVersion(_) => code::INVALID_REQUEST,
             _ => code::BACKEND_UNAVAILABLE,
         }
     }
@@ -77,23 +75,14 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let data = match &self {
-            HttpError::UnsupportedProtocolVersion(_) => {
-                Some(json!({"supported": crate::protocol::SUPPORTED_VERSIONS}))
-            }
+            HttpError::UnsupportedProtocolVersion(_) => Some(json!({"supported": crate::protocol::SUPPORTED_VERSIONS})),
             _ => None,
         };
-        let body = jsonrpc::error_bytes(
-            None,
-            &jsonrpc::error_object(self.rpc_code(), self.to_string(), data),
-        );
+        let body = jsonrpc::error_bytes(None, &jsonrpc::error_object(self.rpc_code(), self.to_string(), data));
         let mut resp = (self.status(), body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if matches!(self, HttpError::Unauthorized) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -118,17 +107,15 @@ pub enum RelayError {
     Timeout { backend: String, after: Duration },
     #[error("backend '{backend}' closed the connection before answering: {reason}")]
     ConnectionLost { backend: String, reason: String },
+    #[error("request cancelled")]
+    Cancelled,
     /// The backend's own error object, passed through unchanged.
     #[error("backend error")]
     Backend(Value),
 }
 
 fn fmt_duration(d: &Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
+    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 impl RelayError {
@@ -137,19 +124,15 @@ impl RelayError {
         let (c, data) = match self {
             RelayError::Backend(v) => return v.clone(),
             RelayError::MethodNotFound(_) => (code::METHOD_NOT_FOUND, None),
-            RelayError::InvalidParams(_)
-            | RelayError::UnknownTool(_)
-            | RelayError::UnknownPrompt(_) => (code::INVALID_PARAMS, None),
-            RelayError::UnknownResource(uri) => {
-                (code::RESOURCE_NOT_FOUND, Some(json!({"uri": uri})))
+            RelayError::InvalidParams(_) | RelayError::UnknownTool(_) | RelayError::UnknownPrompt(_) => {
+                (code::INVALID_PARAMS, None)
             }
-            RelayError::BackendUnavailable { backend, .. }
-            | RelayError::ConnectionLost { backend, .. } => {
+            RelayError::UnknownResource(uri) => (code::RESOURCE_NOT_FOUND, Some(json!({"uri": uri}))),
+            RelayError::BackendUnavailable { backend, .. } | RelayError::ConnectionLost { backend, .. } => {
                 (code::BACKEND_UNAVAILABLE, Some(json!({"backend": backend})))
             }
-            RelayError::Timeout { backend, .. } => {
-                (code::REQUEST_TIMEOUT, Some(json!({"backend": backend})))
-            }
+            RelayError::Timeout { backend, .. } => (code::REQUEST_TIMEOUT, Some(json!({"backend": backend}))),
+            RelayError::Cancelled => (code::REQUEST_CANCELLED, None),
         };
         jsonrpc::error_object(c, self.to_string(), data)
     }

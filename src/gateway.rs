@@ -5,7 +5,7 @@
 //! backoff, stop. Whenever a backend's listing changes the catalog is rebuilt and swapped in,
 //! and every session that sees a changed list is told with a `list_changed` notification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,9 +19,12 @@ use crate::backend::client::BackendEvent;
 use crate::backend::{Backend, Connection, ListKind, State};
 use crate::catalog::{Catalog, Source};
 use crate::config::{Config, ServerConfig, Settings};
+use crate::error::RelayError;
 use crate::jsonrpc;
 use crate::protocol::methods;
-use crate::session::SessionRegistry;
+use crate::session::{Scope, Session, SessionRegistry, level_rank};
+use crate::subscriptions::{Change, Subscriptions};
+use serde_json::{Value, json};
 
 /// First wait before restarting a backend that exited; doubled each time up to the cap.
 const RESTART_BACKOFF_START: Duration = Duration::from_millis(500);
@@ -46,6 +49,9 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
     config: ArcSwap<Config>,
+    subscriptions: Subscriptions,
+    /// The `logging/setLevel` level last sent to each backend.
+    log_levels: Mutex<HashMap<String, String>>,
 }
 
 /// One row of the start-up table.
@@ -76,6 +82,8 @@ impl Gateway {
             tasks: Mutex::new(Vec::new()),
             started: Instant::now(),
             config: ArcSwap::from_pointee(config.clone()),
+            subscriptions: Subscriptions::default(),
+            log_levels: Mutex::new(HashMap::new()),
         });
         let gateway = Gateway { inner };
         let mut backends = BTreeMap::new();
@@ -161,17 +169,9 @@ impl Gateway {
         let sources: Vec<Source> = self
             .backends()
             .values()
-            .map(|b| Source {
-                backend: b.name.clone(),
-                prefix: b.config.prefix.clone(),
-                listing: b.listing(),
-            })
+            .map(|b| Source { backend: b.name.clone(), prefix: b.config.prefix.clone(), listing: b.listing() })
             .collect();
-        let new = Arc::new(Catalog::build(
-            &sources,
-            &settings.separator,
-            settings.page_size,
-        ));
+        let new = Arc::new(Catalog::build(&sources, &settings.separator, settings.page_size));
         let old = self.inner.catalog.swap(new.clone());
         self.announce_changes(&old, &new);
     }
@@ -206,11 +206,15 @@ impl Gateway {
         let gw = self.clone();
         let handle = tokio::spawn(async move {
             loop {
-                let every = (gw.inner.sessions.idle_timeout() / 4)
-                    .clamp(Duration::from_millis(50), Duration::from_secs(30));
+                let every =
+                    (gw.inner.sessions.idle_timeout() / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
                 tokio::select! {
                     _ = gw.inner.shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(every) => { gw.inner.sessions.expire_idle(); }
+                    _ = tokio::time::sleep(every) => {
+                        for s in gw.inner.sessions.expire_idle() {
+                            gw.after_session_end(&s);
+                        }
+                    }
                 }
             }
         });
@@ -223,6 +227,111 @@ impl Gateway {
         self.inner.sessions.clear();
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.lock_tasks());
         futures_util::future::join_all(tasks).await;
+    }
+
+    /// Ends a session (client DELETE) and releases what it held.
+    pub fn end_session(&self, id: &str) {
+        if let Some(s) = self.inner.sessions.remove(id) {
+            self.after_session_end(&s);
+        }
+    }
+
+    fn after_session_end(&self, session: &Session) {
+        for (backend, uri) in self.inner.subscriptions.remove_session(&session.id) {
+            self.spawn_backend_request(&backend, methods::UNSUBSCRIBE, json!({"uri": uri}));
+        }
+    }
+
+    /// A client's roots changed: tell the backends that asked it for roots.
+    pub fn roots_changed(&self, session: &Session) {
+        for name in session.roots_askers() {
+            if let Some(conn) = self.backend(&name).and_then(|b| b.connection()) {
+                let _ = conn.notify(methods::ROOTS_LIST_CHANGED, None);
+            }
+        }
+    }
+
+    /// Subscribes `session` to a backend resource; the backend is asked only for the first.
+    pub async fn subscribe(
+        &self,
+        session: &Session,
+        backend: &str,
+        uri: String,
+        subscribe: bool,
+    ) -> Result<(), RelayError> {
+        let key = (backend.to_owned(), uri.clone());
+        let b = self.backend(backend).ok_or_else(|| RelayError::BackendUnavailable {
+            backend: backend.to_owned(),
+            reason: "not configured".into(),
+        })?;
+        let change = if subscribe {
+            self.inner.subscriptions.add(&key, &session.id)
+        } else {
+            self.inner.subscriptions.remove(&key, &session.id)
+        };
+        let method = match change {
+            Change::First => methods::SUBSCRIBE,
+            Change::Last => methods::UNSUBSCRIBE,
+            Change::None => return Ok(()),
+        };
+        let result = b.call(method, Some(json!({"uri": uri})), Default::default()).await;
+        if result.is_err() && subscribe {
+            self.inner.subscriptions.remove(&key, &session.id);
+        }
+        result.map(|_| ())
+    }
+
+    /// A backend says a resource changed: tell exactly the sessions subscribed to it.
+    fn resource_updated(&self, backend: &Backend, params: Option<Value>) {
+        let Some(uri) = params.as_ref().and_then(|p| p.get("uri")).and_then(Value::as_str) else { return };
+        let key = (backend.name.to_string(), uri.to_owned());
+        let prefix = backend.config.prefix.clone();
+        for id in self.inner.subscriptions.subscribers(&key) {
+            let Some(session) = self.inner.sessions.get(&id) else { continue };
+            let mut p = params.clone().unwrap_or_else(|| json!({}));
+            if session.scope == Scope::Merged {
+                p["uri"] = Value::String(crate::catalog::uri::wrap(&prefix, uri));
+            }
+            session.send(crate::jsonrpc::notification(methods::RESOURCES_UPDATED, Some(p)));
+        }
+    }
+
+    /// Sends backends the most verbose level any session asked for; mcpmux filters per session.
+    pub fn apply_log_levels(&self) {
+        let wanted = self
+            .inner
+            .sessions
+            .all()
+            .iter()
+            .filter_map(|s| s.log_level.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .min_by_key(|l| level_rank(l));
+        let Some(level) = wanted else { return };
+        for (name, b) in self.backends().iter() {
+            if !b.listing().info.capabilities.get("logging").is_some_and(|l| !l.is_null()) {
+                continue;
+            }
+            let changed = {
+                let mut sent = self.inner.log_levels.lock().unwrap_or_else(|e| e.into_inner());
+                if sent.get(name) == Some(&level) {
+                    false
+                } else {
+                    sent.insert(name.clone(), level.clone());
+                    true
+                }
+            };
+            if changed {
+                self.spawn_backend_request(name, methods::SET_LEVEL, json!({"level": level}));
+            }
+        }
+    }
+
+    fn spawn_backend_request(&self, backend: &str, method: &'static str, params: Value) {
+        let Some(b) = self.backend(backend) else { return };
+        tokio::spawn(async move {
+            if let Err(e) = b.call(method, Some(params), Default::default()).await {
+                tracing::debug!(backend = %b.name, method, error = %e, "Backend did not accept a gateway request.");
+            }
+        });
     }
 
     fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
@@ -254,20 +363,11 @@ fn notify_list_changed(session: &crate::session::Session, kinds: &[ListKind]) {
 async fn bring_up(
     backend: &Backend,
     settings: &Settings,
-) -> Result<
-    (
-        Connection,
-        mpsc::UnboundedReceiver<BackendEvent>,
-        crate::backend::Listing,
-    ),
-    String,
-> {
+) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>, crate::backend::Listing), String> {
     let cfg: &ServerConfig = &backend.config;
     let limit = cfg.startup_timeout.unwrap_or(settings.startup_timeout);
     let attempt = async {
-        let (conn, events) = Connection::open(&backend.name, cfg, settings)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (conn, events) = Connection::open(&backend.name, cfg, settings).await.map_err(|e| e.to_string())?;
         match conn.list_all(backend.request_timeout()).await {
             Ok(listing) => Ok((conn, events, listing)),
             Err(e) => {
@@ -278,10 +378,7 @@ async fn bring_up(
     };
     match tokio::time::timeout(limit, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "did not become ready within {}s",
-            limit.as_secs_f32()
-        )),
+        Err(_) => Err(format!("did not become ready within {}s", limit.as_secs_f32())),
     }
 }
 
@@ -305,10 +402,15 @@ async fn supervise(gw: Gateway, backend: Arc<Backend>, first_attempt: oneshot::S
                 backend.set_connection(Some(conn.clone()));
                 backend.mark_ready(started, conn.pid());
                 tracing::info!(backend = %backend.name, after_ms = started.elapsed().as_millis() as u64, "Backend is ready.");
+                gw.inner.log_levels.lock().unwrap_or_else(|e| e.into_inner()).remove(&*backend.name);
                 if let Some(tx) = first_attempt.take() {
                     let _ = tx.send(());
                 } else {
                     gw.rebuild_catalog();
+                    gw.apply_log_levels();
+                    for uri in gw.inner.subscriptions.resources_of(&backend.name) {
+                        gw.spawn_backend_request(&backend.name, methods::SUBSCRIBE, json!({"uri": uri}));
+                    }
                 }
                 let reason = serve_events(&gw, &backend, &conn, &mut events, &stop).await;
                 backend.set_connection(None);
@@ -376,8 +478,20 @@ async fn serve_events(
             Some(BackendEvent::Notification { method, params }) => {
                 if let Some(kinds) = ListKind::from_list_changed(&method) {
                     relist(gw, backend, conn, kinds).await;
+                } else if method == methods::RESOURCES_UPDATED {
+                    gw.resource_updated(backend, params);
+                } else if method == methods::MESSAGE {
+                    for s in gw.inner.sessions.in_scope(Some(&backend.name)) {
+                        crate::backend::client::Origin::forward_notification(
+                            &*s,
+                            &backend.name,
+                            &method,
+                            params.clone(),
+                            None,
+                        );
+                    }
                 } else {
-                    tracing::debug!(backend = %backend.name, method = %method, params = ?params, "Backend notification.");
+                    tracing::debug!(backend = %backend.name, method = %method, params = ?params, "Backend notification not relayed.");
                 }
             }
         }

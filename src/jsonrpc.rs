@@ -22,6 +22,8 @@ pub mod code {
     pub const REQUEST_TIMEOUT: i64 = -32001;
     /// MCP: resource not found.
     pub const RESOURCE_NOT_FOUND: i64 = -32002;
+    /// The request was cancelled by its sender (sent only when a response cannot be avoided).
+    pub const REQUEST_CANCELLED: i64 = -32800;
 }
 
 /// One JSON-RPC message as read off the wire.
@@ -84,9 +86,7 @@ pub struct Payload(pub Bytes);
 impl Payload {
     /// Serializes a value built by mcpmux.
     pub fn from_value(v: &Value) -> Self {
-        Payload(Bytes::from(
-            serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()),
-        ))
+        Payload(Bytes::from(serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec())))
     }
 
     /// Takes a backend's raw result without copying it again.
@@ -148,28 +148,13 @@ mod tests {
     #[test]
     fn classifies_messages() {
         let k = |s: &str| Message::parse(s.as_bytes()).unwrap().kind();
-        assert_eq!(
-            k(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-            Kind::Request
-        );
-        assert_eq!(
-            k(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#),
-            Kind::Request
-        );
+        assert_eq!(k(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), Kind::Request);
+        assert_eq!(k(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#), Kind::Request);
         assert_eq!(k(r#"{"jsonrpc":"2.0","method":"x"}"#), Kind::Notification);
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), Kind::Response);
-        assert_eq!(
-            k(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#),
-            Kind::Response
-        );
-        assert_eq!(
-            k(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
-            Kind::Invalid
-        );
-        assert_eq!(
-            k(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#),
-            Kind::Invalid
-        );
+        assert_eq!(k(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#), Kind::Response);
+        assert_eq!(k(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), Kind::Invalid);
+        assert_eq!(k(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), Kind::Invalid);
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":1}"#), Kind::Invalid);
     }
 

@@ -12,7 +12,10 @@
 //! - [`relay`]: routes one client request to the right backend and rewrites the answer.
 //!   Everything it needs about the caller is in a [`relay::RequestContext`], not a session, so the
 //!   stateless protocol era fits without a rewrite.
-//! - [`session`]: downstream sessions (`Mcp-Session-Id`) with idle expiry.
+//! - [`session`]: downstream sessions (`Mcp-Session-Id`) with idle expiry; a session is also
+//!   the [`backend::client::Origin`] that backend requests (sampling, elicitation, roots) and
+//!   log messages are routed back to.
+//! - [`subscriptions`]: resource subscriptions counted across sessions.
 //! - [`server`]: the axum routes: streamable HTTP at `/mcp` and `/servers/{name}/mcp`, health.
 //! - [`demo`]: a small MCP server built into the binary, so the default config works offline.
 //!
@@ -39,6 +42,7 @@ pub mod protocol;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod subscriptions;
 
 use std::future::Future;
 

@@ -18,9 +18,7 @@ pub fn is_supported(v: &str) -> bool {
 /// Picks the version to answer an `initialize` that asked for `requested`: the same when
 /// supported, else the latest (the spec's negotiation rule).
 pub fn negotiate(requested: Option<&str>) -> &'static str {
-    requested
-        .and_then(|r| SUPPORTED_VERSIONS.iter().find(|v| **v == r).copied())
-        .unwrap_or(LATEST_VERSION)
+    requested.and_then(|r| SUPPORTED_VERSIONS.iter().find(|v| **v == r).copied()).unwrap_or(LATEST_VERSION)
 }
 
 /// HTTP header names.
@@ -50,4 +48,8 @@ pub mod methods {
     pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
     pub const PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
     pub const RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
+    pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
+    pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
+    pub const SUBSCRIBE: &str = "resources/subscribe";
+    pub const UNSUBSCRIBE: &str = "resources/unsubscribe";
 }

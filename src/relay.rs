@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::backend::ListKind;
-use crate::backend::client::EventSink;
+use crate::backend::client::{CallOptions, EventSink, Origin};
 use crate::catalog::{Catalog, uri};
 use crate::error::RelayError;
 use crate::gateway::Gateway;
@@ -27,6 +28,19 @@ pub struct RequestContext {
     pub session: Option<Arc<Session>>,
     /// Where notifications that belong to this request go (its SSE stream).
     pub events: Option<EventSink>,
+    /// Fires when the client cancels this request.
+    pub cancel: Option<CancellationToken>,
+}
+
+impl RequestContext {
+    /// How calls made for this request are sent to a backend.
+    pub fn call_options(&self) -> CallOptions {
+        CallOptions {
+            sink: self.events.clone(),
+            origin: self.session.clone().map(|s| s as Arc<dyn Origin>),
+            cancel: self.cancel.clone(),
+        }
+    }
 }
 
 impl Gateway {
@@ -43,9 +57,9 @@ impl Gateway {
             methods::TOOLS_LIST => self.list(ctx, ListKind::Tools, params.as_ref()),
             methods::PROMPTS_LIST => self.list(ctx, ListKind::Prompts, params.as_ref()),
             methods::RESOURCES_LIST => self.list(ctx, ListKind::Resources, params.as_ref()),
-            methods::RESOURCES_TEMPLATES_LIST => {
-                self.list(ctx, ListKind::Templates, params.as_ref())
-            }
+            methods::RESOURCES_TEMPLATES_LIST => self.list(ctx, ListKind::Templates, params.as_ref()),
+            methods::SUBSCRIBE => self.subscription(ctx, params, true).await,
+            methods::UNSUBSCRIBE => self.subscription(ctx, params, false).await,
             _ => match &ctx.scope {
                 Scope::Backend(name) => self.forward(name, ctx, method, params).await,
                 Scope::Merged => self.route_merged(ctx, method, params).await,
@@ -54,19 +68,24 @@ impl Gateway {
     }
 
     /// The `initialize` result for a view, answering `requested` version.
-    pub fn initialize_result(
-        &self,
-        scope: &Scope,
-        requested: Option<&str>,
-    ) -> Result<Value, RelayError> {
+    pub fn initialize_result(&self, scope: &Scope, requested: Option<&str>) -> Result<Value, RelayError> {
         let version = protocol::negotiate(requested);
         let catalog = self.catalog();
         let mut caps = Map::new();
         let (server_info, instructions) = match scope {
             Scope::Merged => {
                 caps.insert("tools".into(), json!({"listChanged": true}));
-                caps.insert("resources".into(), json!({"listChanged": true}));
+                let subscribe = self
+                    .backends()
+                    .values()
+                    .any(|b| b.listing().info.capabilities["resources"]["subscribe"] == json!(true));
+                let mut resources = json!({"listChanged": true});
+                if subscribe {
+                    resources["subscribe"] = json!(true);
+                }
+                caps.insert("resources".into(), resources);
                 caps.insert("prompts".into(), json!({"listChanged": true}));
+                caps.insert("logging".into(), json!({}));
                 if catalog.any_backend_has("completions") {
                     caps.insert("completions".into(), json!({}));
                 }
@@ -78,26 +97,25 @@ impl Gateway {
                 (info, catalog.instructions().map(str::to_owned))
             }
             Scope::Backend(name) => {
-                let backend = self
-                    .backend(name)
-                    .ok_or_else(|| RelayError::BackendUnavailable {
-                        backend: name.clone(),
-                        reason: "not configured".into(),
-                    })?;
+                let backend = self.backend(name).ok_or_else(|| RelayError::BackendUnavailable {
+                    backend: name.clone(),
+                    reason: "not configured".into(),
+                })?;
                 let listing = backend.listing();
                 if let Some(bc) = listing.info.capabilities.as_object() {
-                    for key in ["tools", "resources", "prompts"] {
-                        if bc.contains_key(key) {
-                            caps.insert(key.into(), json!({"listChanged": true}));
+                    // The backend's own capabilities, with list changes always announced (mcpmux
+                    // re-lists on the backend's signal and after restarts).
+                    for (key, value) in bc {
+                        let mut v = value.clone();
+                        if matches!(key.as_str(), "tools" | "resources" | "prompts")
+                            && let Some(obj) = v.as_object_mut()
+                        {
+                            obj.insert("listChanged".into(), json!(true));
                         }
-                    }
-                    if bc.contains_key("completions") {
-                        caps.insert("completions".into(), json!({}));
+                        caps.insert(key.clone(), v);
                     }
                 }
-                let info = if listing.info.server_info.is_object()
-                    && listing.info.server_info != json!({})
-                {
+                let info = if listing.info.server_info.is_object() && listing.info.server_info != json!({}) {
                     listing.info.server_info.clone()
                 } else {
                     json!({"name": name.as_str(), "version": "unknown"})
@@ -115,30 +133,23 @@ impl Gateway {
         Ok(Value::Object(result))
     }
 
-    fn set_level(
-        &self,
-        ctx: &RequestContext,
-        params: Option<Value>,
-    ) -> Result<Payload, RelayError> {
+    fn set_level(&self, ctx: &RequestContext, params: Option<Value>) -> Result<Payload, RelayError> {
         let level = params
             .as_ref()
             .and_then(|p| p.get("level"))
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                RelayError::InvalidParams("logging/setLevel needs a string 'level'".into())
-            })?;
+            .ok_or_else(|| RelayError::InvalidParams("logging/setLevel needs a string 'level'".into()))?;
+        if !crate::session::LOG_LEVELS.contains(&level) {
+            return Err(RelayError::InvalidParams(format!("unknown log level '{level}'")));
+        }
         if let Some(s) = &ctx.session {
             *s.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(level.to_owned());
         }
+        self.apply_log_levels();
         Ok(Payload::from_value(&json!({})))
     }
 
-    fn list(
-        &self,
-        ctx: &RequestContext,
-        kind: ListKind,
-        params: Option<&Value>,
-    ) -> Result<Payload, RelayError> {
+    fn list(&self, ctx: &RequestContext, kind: ListKind, params: Option<&Value>) -> Result<Payload, RelayError> {
         let cursor = match params.and_then(|p| p.get("cursor")) {
             None | Some(Value::Null) => None,
             Some(Value::String(c)) => Some(c.as_str()),
@@ -147,18 +158,42 @@ impl Gateway {
         let catalog = self.catalog();
         let view = match &ctx.scope {
             Scope::Merged => catalog.merged(),
-            Scope::Backend(name) => {
-                catalog
-                    .backend_view(name)
-                    .ok_or_else(|| RelayError::BackendUnavailable {
-                        backend: name.clone(),
-                        reason: "not configured".into(),
-                    })?
-            }
+            Scope::Backend(name) => catalog.backend_view(name).ok_or_else(|| RelayError::BackendUnavailable {
+                backend: name.clone(),
+                reason: "not configured".into(),
+            })?,
         };
-        view.list(kind).page(cursor).cloned().ok_or_else(|| {
-            RelayError::InvalidParams(format!("unknown cursor '{}'", cursor.unwrap_or_default()))
-        })
+        view.list(kind)
+            .page(cursor)
+            .cloned()
+            .ok_or_else(|| RelayError::InvalidParams(format!("unknown cursor '{}'", cursor.unwrap_or_default())))
+    }
+
+    /// `resources/subscribe` and `resources/unsubscribe`, counted across sessions.
+    async fn subscription(
+        &self,
+        ctx: &RequestContext,
+        params: Option<Value>,
+        subscribe: bool,
+    ) -> Result<Payload, RelayError> {
+        let session =
+            ctx.session.as_ref().ok_or_else(|| RelayError::InvalidParams("subscriptions need a session".into()))?;
+        let client_uri = params
+            .as_ref()
+            .and_then(|p| p.get("uri"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| RelayError::InvalidParams("params.uri must be a string".into()))?;
+        let (backend, uri) = match &ctx.scope {
+            Scope::Merged => {
+                let catalog = self.catalog();
+                let (b, u) =
+                    catalog.resource(client_uri).ok_or_else(|| RelayError::UnknownResource(client_uri.to_owned()))?;
+                (b.to_owned(), u)
+            }
+            Scope::Backend(name) => (name.clone(), client_uri.to_owned()),
+        };
+        self.subscribe(session, &backend, uri, subscribe).await?;
+        Ok(Payload::from_value(&json!({})))
     }
 
     /// `/servers/{name}/mcp`: everything goes to the one backend unchanged.
@@ -169,13 +204,11 @@ impl Gateway {
         method: &str,
         params: Option<Value>,
     ) -> Result<Payload, RelayError> {
-        let b = self
-            .backend(backend)
-            .ok_or_else(|| RelayError::BackendUnavailable {
-                backend: backend.to_owned(),
-                reason: "not configured".into(),
-            })?;
-        b.call(method, params, ctx.events.clone()).await
+        let b = self.backend(backend).ok_or_else(|| RelayError::BackendUnavailable {
+            backend: backend.to_owned(),
+            reason: "not configured".into(),
+        })?;
+        b.call(method, params, ctx.call_options()).await
     }
 
     async fn route_merged(
@@ -184,18 +217,11 @@ impl Gateway {
         method: &str,
         params: Option<Value>,
     ) -> Result<Payload, RelayError> {
-        let mut params =
-            params.ok_or_else(|| RelayError::InvalidParams(format!("{method} needs params")))?;
+        let mut params = params.ok_or_else(|| RelayError::InvalidParams(format!("{method} needs params")))?;
         let catalog = self.catalog();
         let (backend, rewrite) = match method {
-            methods::TOOLS_CALL => (
-                route_by_name(&catalog, &mut params, Lookup::Tool)?,
-                Rewrite::Content,
-            ),
-            methods::PROMPTS_GET => (
-                route_by_name(&catalog, &mut params, Lookup::Prompt)?,
-                Rewrite::Messages,
-            ),
+            methods::TOOLS_CALL => (route_by_name(&catalog, &mut params, Lookup::Tool)?, Rewrite::Content),
+            methods::PROMPTS_GET => (route_by_name(&catalog, &mut params, Lookup::Prompt)?, Rewrite::Messages),
             methods::RESOURCES_READ => (route_by_uri(&catalog, &mut params)?, Rewrite::Contents),
             methods::COMPLETE => (route_completion(&catalog, &mut params)?, Rewrite::None),
             _ => return Err(RelayError::MethodNotFound(method.to_owned())),
@@ -204,11 +230,8 @@ impl Gateway {
         drop(catalog);
         let b = self
             .backend(&backend)
-            .ok_or_else(|| RelayError::BackendUnavailable {
-                backend: backend.clone(),
-                reason: "removed".into(),
-            })?;
-        let payload = b.call(method, Some(params), ctx.events.clone()).await?;
+            .ok_or_else(|| RelayError::BackendUnavailable { backend: backend.clone(), reason: "removed".into() })?;
+        let payload = b.call(method, Some(params), ctx.call_options()).await?;
         Ok(rewrite_uris(payload, rewrite, &prefix))
     }
 }
@@ -218,22 +241,14 @@ enum Lookup {
     Prompt,
 }
 
-fn route_by_name(
-    catalog: &Catalog,
-    params: &mut Value,
-    lookup: Lookup,
-) -> Result<String, RelayError> {
+fn route_by_name(catalog: &Catalog, params: &mut Value, lookup: Lookup) -> Result<String, RelayError> {
     let name = params
         .get("name")
         .and_then(Value::as_str)
         .ok_or_else(|| RelayError::InvalidParams("params.name must be a string".into()))?;
     let target = match lookup {
-        Lookup::Tool => catalog
-            .tool(name)
-            .ok_or_else(|| RelayError::UnknownTool(name.to_owned()))?,
-        Lookup::Prompt => catalog
-            .prompt(name)
-            .ok_or_else(|| RelayError::UnknownPrompt(name.to_owned()))?,
+        Lookup::Tool => catalog.tool(name).ok_or_else(|| RelayError::UnknownTool(name.to_owned()))?,
+        Lookup::Prompt => catalog.prompt(name).ok_or_else(|| RelayError::UnknownPrompt(name.to_owned()))?,
     };
     let backend = target.backend.clone();
     let original = target.original.clone();
@@ -248,9 +263,8 @@ fn route_by_uri(catalog: &Catalog, params: &mut Value) -> Result<String, RelayEr
         .get("uri")
         .and_then(Value::as_str)
         .ok_or_else(|| RelayError::InvalidParams("params.uri must be a string".into()))?;
-    let (backend, original) = catalog
-        .resource(client_uri)
-        .ok_or_else(|| RelayError::UnknownResource(client_uri.to_owned()))?;
+    let (backend, original) =
+        catalog.resource(client_uri).ok_or_else(|| RelayError::UnknownResource(client_uri.to_owned()))?;
     let backend = backend.to_owned();
     if let Some(obj) = params.as_object_mut() {
         obj.insert("uri".into(), Value::String(original));
@@ -266,32 +280,20 @@ fn route_completion(catalog: &Catalog, params: &mut Value) -> Result<String, Rel
         .ok_or_else(|| RelayError::InvalidParams("params.ref must be an object".into()))?;
     match reference.get("type").and_then(Value::as_str) {
         Some("ref/prompt") => {
-            let name = reference
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let target = catalog
-                .prompt(name)
-                .ok_or_else(|| RelayError::UnknownPrompt(name.to_owned()))?;
+            let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
+            let target = catalog.prompt(name).ok_or_else(|| RelayError::UnknownPrompt(name.to_owned()))?;
             let backend = target.backend.clone();
             reference.insert("name".into(), Value::String(target.original.clone()));
             Ok(backend)
         }
         Some("ref/resource") => {
-            let u = reference
-                .get("uri")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let (backend, original) = catalog
-                .resource(u)
-                .ok_or_else(|| RelayError::UnknownResource(u.to_owned()))?;
+            let u = reference.get("uri").and_then(Value::as_str).unwrap_or_default();
+            let (backend, original) = catalog.resource(u).ok_or_else(|| RelayError::UnknownResource(u.to_owned()))?;
             let backend = backend.to_owned();
             reference.insert("uri".into(), Value::String(original));
             Ok(backend)
         }
-        other => Err(RelayError::InvalidParams(format!(
-            "unknown ref type {other:?}"
-        ))),
+        other => Err(RelayError::InvalidParams(format!("unknown ref type {other:?}"))),
     }
 }
 
@@ -326,9 +328,7 @@ fn rewrite_uris(payload: Payload, how: Rewrite, prefix: &str) -> Payload {
             if let Some(msgs) = v.get_mut("messages").and_then(Value::as_array_mut) {
                 for m in msgs {
                     match m.get_mut("content") {
-                        Some(Value::Array(items)) => {
-                            items.iter_mut().for_each(|c| wrap_content_uri(c, prefix))
-                        }
+                        Some(Value::Array(items)) => items.iter_mut().for_each(|c| wrap_content_uri(c, prefix)),
                         Some(c) => wrap_content_uri(c, prefix),
                         None => {}
                     }

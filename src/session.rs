@@ -10,8 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::client::{EventSink, Origin, Peer};
+use crate::jsonrpc::{self, Payload, code};
+use crate::protocol::methods;
 
 /// Which part of the gateway a client talks to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -41,6 +46,53 @@ pub struct Session {
     stream: Mutex<Option<mpsc::Sender<Value>>>,
     /// Level the client asked for with `logging/setLevel`.
     pub log_level: Mutex<Option<String>>,
+    /// The client's requests in flight, by their id (as JSON text), for cancellation.
+    in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// Backend requests sent to this client and not answered yet, by the id mcpmux gave them.
+    server_requests: Mutex<HashMap<u64, ServerRequest>>,
+    next_server_request: AtomicU64,
+    /// Backends that asked this client for its roots (they get `roots/list_changed`).
+    roots_askers: Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A backend request forwarded to the client.
+#[derive(Debug)]
+struct ServerRequest {
+    peer: std::sync::Weak<Peer>,
+    backend_id: Value,
+}
+
+/// Log levels from least to most severe (RFC 5424 names, as MCP uses them).
+pub const LOG_LEVELS: &[&str] = &["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+
+/// Position of a level in [`LOG_LEVELS`]; unknown levels count as the most severe.
+pub fn level_rank(level: &str) -> usize {
+    LOG_LEVELS.iter().position(|l| *l == level).unwrap_or(LOG_LEVELS.len())
+}
+
+/// The capability a client needs to receive `method`, when it lacks it.
+fn missing_capability(caps: &Value, method: &str, params: Option<&Value>) -> Option<&'static str> {
+    let has = |name: &str| caps.get(name).is_some_and(|v| !v.is_null());
+    match method {
+        "sampling/createMessage" if !has("sampling") => Some("sampling"),
+        "roots/list" if !has("roots") => Some("roots"),
+        "elicitation/create" => {
+            if !has("elicitation") {
+                return Some("elicitation");
+            }
+            let url_mode = params.and_then(|p| p.get("mode")).and_then(Value::as_str) == Some("url");
+            let e = &caps["elicitation"];
+            // An empty `elicitation: {}` means form mode only.
+            if url_mode && e.get("url").is_none() {
+                return Some("elicitation.url");
+            }
+            if !url_mode && e.get("url").is_some() && e.get("form").is_none() {
+                return Some("elicitation.form");
+            }
+            None
+        }
+        _ => None,
+    }
 }
 
 impl Session {
@@ -66,6 +118,169 @@ impl Session {
 
     fn close_stream(&self) {
         self.stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Sends `msg` on the request stream `sink` when it is still open, else on the GET stream.
+    fn deliver(&self, msg: Value, sink: Option<&EventSink>) -> bool {
+        if let Some(sink) = sink {
+            match sink.try_send(msg) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => return self.send(m),
+            }
+        }
+        self.send(msg)
+    }
+
+    /// Registers a client request in flight; the token fires if the client cancels it.
+    pub fn track_request(&self, id: &Value) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), token.clone());
+        token
+    }
+
+    pub fn untrack_request(&self, id: &Value) {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string());
+    }
+
+    /// The client cancelled request `id`.
+    pub fn cancel_request(&self, id: &Value) -> bool {
+        match self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).get(&id.to_string()) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The client answered a request a backend sent it. Returns false if no such request.
+    pub fn answer_server_request(&self, id: &Value, outcome: Result<Payload, Value>) -> bool {
+        let Some(key) = id.as_u64() else { return false };
+        let entry = self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        match entry.and_then(|e| Some((e.peer.upgrade()?, e.backend_id))) {
+            Some((peer, backend_id)) => {
+                peer.respond(&backend_id, outcome);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Backends that asked this client for roots.
+    pub fn roots_askers(&self) -> Vec<String> {
+        self.roots_askers.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    /// Whether a log message at `level` passes this session's `logging/setLevel`.
+    pub fn wants_log(&self, level: &str) -> bool {
+        match self.log_level.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+            Some(min) => level_rank(level) >= level_rank(min),
+            None => true,
+        }
+    }
+
+    /// Ends what is pending: backend requests waiting for this client get an error.
+    fn fail_pending(&self) {
+        let pending: Vec<ServerRequest> =
+            self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, r)| r).collect();
+        for r in pending {
+            if let Some(peer) = r.peer.upgrade() {
+                peer.respond(
+                    &r.backend_id,
+                    Err(jsonrpc::error_object(code::INTERNAL_ERROR, "the client session ended", None)),
+                );
+            }
+        }
+        for (_, t) in self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            t.cancel();
+        }
+    }
+}
+
+impl Origin for Session {
+    fn key(&self) -> &str {
+        &self.id
+    }
+
+    fn forward_request(
+        &self,
+        peer: Arc<Peer>,
+        backend_id: Value,
+        method: String,
+        params: Option<Value>,
+        sink: Option<EventSink>,
+    ) {
+        if let Some(missing) = missing_capability(&self.client_capabilities, &method, params.as_ref()) {
+            peer.respond(
+                &backend_id,
+                Err(jsonrpc::error_object(
+                    code::METHOD_NOT_FOUND,
+                    format!("the client did not declare the '{missing}' capability"),
+                    None,
+                )),
+            );
+            return;
+        }
+        if method == "roots/list" {
+            self.roots_askers.lock().unwrap_or_else(|e| e.into_inner()).insert(peer.name().to_owned());
+        }
+        let id = self.next_server_request.fetch_add(1, Ordering::Relaxed);
+        self.server_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, ServerRequest { peer: Arc::downgrade(&peer), backend_id: backend_id.clone() });
+        let mut msg = Map::new();
+        msg.insert("jsonrpc".into(), "2.0".into());
+        msg.insert("id".into(), id.into());
+        msg.insert("method".into(), method.into());
+        if let Some(p) = params {
+            msg.insert("params".into(), p);
+        }
+        if !self.deliver(Value::Object(msg), sink.as_ref()) {
+            self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            peer.respond(
+                &backend_id,
+                Err(jsonrpc::error_object(
+                    code::INTERNAL_ERROR,
+                    "the client has no open stream to receive this request",
+                    None,
+                )),
+            );
+        }
+    }
+
+    fn forward_notification(&self, backend: &str, method: &str, params: Option<Value>, sink: Option<EventSink>) {
+        let mut params = params;
+        if method == methods::MESSAGE {
+            let level = params.as_ref().and_then(|p| p.get("level")).and_then(Value::as_str).unwrap_or("info");
+            if !self.wants_log(level) {
+                return;
+            }
+            if self.scope == Scope::Merged
+                && let Some(obj) = params.as_mut().and_then(Value::as_object_mut)
+            {
+                let logger = match obj.get("logger").and_then(Value::as_str) {
+                    Some(l) => format!("{backend}/{l}"),
+                    None => backend.to_owned(),
+                };
+                obj.insert("logger".into(), logger.into());
+            }
+        }
+        self.deliver(jsonrpc::notification(method, params), sink.as_ref());
+    }
+
+    fn forward_cancel(&self, peer: &Peer, backend_id: &Value) {
+        let found = {
+            let mut map = self.server_requests.lock().unwrap_or_else(|e| e.into_inner());
+            let key = map
+                .iter()
+                .find(|(_, r)| &r.backend_id == backend_id && std::ptr::eq(r.peer.as_ptr(), peer))
+                .map(|(k, _)| *k);
+            key.and_then(|k| map.remove(&k).map(|_| k))
+        };
+        if let Some(id) = found {
+            self.send(jsonrpc::notification(methods::CANCELLED, Some(json!({"requestId": id}))));
+        }
     }
 }
 
@@ -107,6 +322,10 @@ impl SessionRegistry {
             last_seen: AtomicU64::new(self.now_ms()),
             stream: Mutex::new(None),
             log_level: Mutex::new(None),
+            in_flight: Mutex::new(HashMap::new()),
+            server_requests: Mutex::new(HashMap::new()),
+            next_server_request: AtomicU64::new(1),
+            roots_askers: Mutex::new(std::collections::BTreeSet::new()),
         });
         self.write().insert(session.id.clone(), session.clone());
         session
@@ -119,17 +338,18 @@ impl SessionRegistry {
         Some(s)
     }
 
-    /// Ends a session. Returns whether it existed.
-    pub fn remove(&self, id: &str) -> bool {
+    /// Ends a session: its stream closes and what waited on it fails. Returns it if it existed.
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let removed = self.write().remove(id);
         if let Some(s) = &removed {
             s.close_stream();
+            s.fail_pending();
         }
-        removed.is_some()
+        removed
     }
 
-    /// Ends every session idle for longer than the timeout; returns how many.
-    pub fn expire_idle(&self) -> usize {
+    /// Ends every session idle for longer than the timeout and returns them.
+    pub fn expire_idle(&self) -> Vec<Arc<Session>> {
         let limit = self.idle_timeout.load(Ordering::Relaxed);
         let now = self.now_ms();
         let expired: Vec<Arc<Session>> = {
@@ -143,14 +363,24 @@ impl SessionRegistry {
         };
         for s in &expired {
             s.close_stream();
+            s.fail_pending();
             tracing::debug!(session = %s.id, "Session expired after being idle.");
         }
-        expired.len()
+        expired
+    }
+
+    /// A session by id, without marking it used.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every live session.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.read().values().cloned().collect()
     }
 
     pub fn set_idle_timeout(&self, d: Duration) {
-        self.idle_timeout
-            .store(d.as_millis() as u64, Ordering::Relaxed);
+        self.idle_timeout.store(d.as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn idle_timeout(&self) -> Duration {
@@ -183,6 +413,7 @@ impl SessionRegistry {
         let all: Vec<Arc<Session>> = self.write().drain().map(|(_, s)| s).collect();
         for s in all {
             s.close_stream();
+            s.fail_pending();
         }
     }
 
@@ -210,31 +441,20 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         reg.touch(&busy.id).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(reg.expire_idle(), 1);
+        assert_eq!(reg.expire_idle().len(), 1);
         assert!(reg.touch(&idle.id).is_none());
         assert!(reg.touch(&busy.id).is_some());
-        assert!(
-            stream.try_recv().is_err(),
-            "expired session's stream is closed"
-        );
+        assert!(stream.try_recv().is_err(), "expired session's stream is closed");
     }
 
     #[test]
     fn one_get_stream_per_session() {
         let reg = SessionRegistry::new(Duration::from_secs(60));
-        let s = reg.create(
-            Scope::Backend("x".into()),
-            "2025-11-25".into(),
-            json!({}),
-            json!({}),
-        );
+        let s = reg.create(Scope::Backend("x".into()), "2025-11-25".into(), json!({}), json!({}));
         let rx = s.attach_stream().unwrap();
         assert!(s.attach_stream().is_none());
         drop(rx);
-        assert!(
-            s.attach_stream().is_some(),
-            "a closed stream can be replaced"
-        );
+        assert!(s.attach_stream().is_some(), "a closed stream can be replaced");
         assert_eq!(reg.in_scope(Some("x")).len(), 1);
         assert_eq!(reg.in_scope(Some("y")).len(), 0);
     }

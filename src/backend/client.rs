@@ -21,6 +21,42 @@ use crate::protocol::methods;
 /// Where the messages that belong to one client request go (its SSE stream).
 pub type EventSink = mpsc::Sender<Value>;
 
+/// The downstream party a request came from: where a backend's own requests and
+/// notifications go when they can be tied to it.
+///
+/// Over a shared connection mcpmux ties a backend message to a client only when exactly one
+/// client has calls in flight on that connection; otherwise it never guesses.
+pub trait Origin: Send + Sync {
+    /// Identifies the downstream party (a session id).
+    fn key(&self) -> &str;
+    /// A backend request (sampling, elicitation, roots) for this party. `sink` is the stream
+    /// of the one request that is in flight, if there is exactly one. The implementation
+    /// must eventually answer through [`Peer::respond`].
+    fn forward_request(
+        &self,
+        peer: Arc<Peer>,
+        backend_id: Value,
+        method: String,
+        params: Option<Value>,
+        sink: Option<EventSink>,
+    );
+    /// A backend notification (a log message) for this party.
+    fn forward_notification(&self, backend: &str, method: &str, params: Option<Value>, sink: Option<EventSink>);
+    /// The backend withdrew its request `backend_id`.
+    fn forward_cancel(&self, peer: &Peer, backend_id: &Value);
+}
+
+/// How one request is sent.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// Where progress for the request goes.
+    pub sink: Option<EventSink>,
+    /// Who asked, for backend requests made while serving it.
+    pub origin: Option<Arc<dyn Origin>>,
+    /// Cancelled when the client cancels: the backend is told, the call returns `Cancelled`.
+    pub cancel: Option<CancellationToken>,
+}
+
 /// Capacity of the queue of lines waiting for the transport writer.
 const OUTBOX_CAPACITY: usize = 1024;
 
@@ -42,16 +78,15 @@ pub enum CallError {
     Closed(String),
     #[error("the connection's send queue is full")]
     Overloaded,
+    #[error("the client cancelled the request")]
+    Cancelled,
 }
 
 /// Something a backend sent that is not tied to one client request.
 #[derive(Debug, Clone)]
 pub enum BackendEvent {
     /// A notification (`list_changed`, log message, resource update, …).
-    Notification {
-        method: String,
-        params: Option<Value>,
-    },
+    Notification { method: String, params: Option<Value> },
     /// The connection ended.
     Closed { reason: String },
 }
@@ -62,13 +97,17 @@ pub type Outbox = mpsc::Receiver<Bytes>;
 struct Pending {
     reply: oneshot::Sender<Result<Reply, CallError>>,
     sink: Option<EventSink>,
+    origin: Option<Arc<dyn Origin>>,
     /// The caller's own progress token, restored on progress notifications.
     progress_token: Option<Value>,
 }
 
 /// Shared state of one backend connection.
 pub struct Peer {
+    me: std::sync::Weak<Peer>,
     name: Arc<str>,
+    /// Backend requests handed to an origin and not answered yet, by backend id.
+    forwarded: Mutex<HashMap<String, Arc<dyn Origin>>>,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     outbox: mpsc::Sender<Bytes>,
@@ -83,8 +122,10 @@ impl Peer {
     pub fn new(name: Arc<str>) -> (Arc<Peer>, Outbox, mpsc::UnboundedReceiver<BackendEvent>) {
         let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let peer = Arc::new(Peer {
+        let peer = Arc::new_cyclic(|me| Peer {
+            me: me.clone(),
             name,
+            forwarded: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             outbox: outbox_tx,
@@ -118,27 +159,21 @@ impl Peer {
         &self,
         method: &str,
         mut params: Option<Value>,
-        sink: Option<EventSink>,
+        opts: CallOptions,
         timeout: Duration,
     ) -> Result<Reply, CallError> {
         if self.is_closed() {
             return Err(CallError::Closed(self.close_reason()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let progress_token = match (&sink, params.as_mut()) {
+        let progress_token = match (&opts.sink, params.as_mut()) {
             (Some(_), Some(p)) => replace_progress_token(p, id),
             _ => None,
         };
         let line = request_line(id, method, params.as_ref());
         let (tx, rx) = oneshot::channel();
-        self.lock_pending().insert(
-            id,
-            Pending {
-                reply: tx,
-                sink,
-                progress_token,
-            },
-        );
+        let cancel = opts.cancel.unwrap_or_default();
+        self.lock_pending().insert(id, Pending { reply: tx, sink: opts.sink, origin: opts.origin, progress_token });
         let guard = PendingGuard { peer: self, id };
         if let Err(e) = self.outbox.try_send(line) {
             drop(guard);
@@ -153,6 +188,10 @@ impl Peer {
                 self.cancel(id, "timeout");
                 Err(CallError::Timeout(timeout))
             }
+            _ = cancel.cancelled() => {
+                self.cancel(id, "cancelled by the client");
+                Err(CallError::Cancelled)
+            }
         };
         drop(guard);
         outcome
@@ -166,20 +205,15 @@ impl Peer {
 
     /// Tells the backend to stop working on request `id`.
     fn cancel(&self, id: u64, reason: &str) {
-        let _ = self.notify(
-            methods::CANCELLED,
-            Some(json!({"requestId": id, "reason": reason})),
-        );
+        let _ = self.notify(methods::CANCELLED, Some(json!({"requestId": id, "reason": reason})));
     }
 
     fn send_value(&self, msg: &Value) -> Result<(), CallError> {
         let line = serde_json::to_vec(msg).map_err(|e| CallError::Closed(e.to_string()))?;
-        self.outbox
-            .try_send(Bytes::from(line))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => CallError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => CallError::Closed(self.close_reason()),
-            })
+        self.outbox.try_send(Bytes::from(line)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CallError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => CallError::Closed(self.close_reason()),
+        })
     }
 
     /// Handles one message read from the backend.
@@ -206,25 +240,54 @@ impl Peer {
         let reply = match (msg.result, msg.error) {
             (Some(r), _) => Reply::Result(Payload::from_raw(r)),
             (None, Some(e)) => Reply::Error(e),
-            (None, None) => Reply::Error(jsonrpc::error_object(
-                code::INTERNAL_ERROR,
-                "backend sent an empty response",
-                None,
-            )),
+            (None, None) => {
+                Reply::Error(jsonrpc::error_object(code::INTERNAL_ERROR, "backend sent an empty response", None))
+            }
         };
         let _ = pending.reply.send(Ok(reply));
     }
 
     fn on_notification(&self, msg: Message) {
         let method = msg.method.unwrap_or_default();
-        if method == methods::PROGRESS {
-            self.on_progress(msg.params);
-            return;
+        match method.as_str() {
+            methods::PROGRESS => self.on_progress(msg.params),
+            methods::CANCELLED => self.on_backend_cancel(msg.params),
+            methods::MESSAGE => match self.sole_origin() {
+                Some((origin, sink)) => origin.forward_notification(&self.name, &method, msg.params, sink),
+                None => {
+                    let _ = self.events.send(BackendEvent::Notification { method, params: msg.params });
+                }
+            },
+            _ => {
+                let _ = self.events.send(BackendEvent::Notification { method, params: msg.params });
+            }
         }
-        let _ = self.events.send(BackendEvent::Notification {
-            method,
-            params: msg.params,
-        });
+    }
+
+    /// The one downstream party with calls in flight here, with the stream of its call when it
+    /// has exactly one. `None` when there is no such party or more than one.
+    fn sole_origin(&self) -> Option<(Arc<dyn Origin>, Option<EventSink>)> {
+        let pending = self.lock_pending();
+        let mut found: Option<(Arc<dyn Origin>, Option<EventSink>, usize)> = None;
+        for p in pending.values() {
+            let Some(o) = &p.origin else { continue };
+            match &mut found {
+                None => found = Some((o.clone(), p.sink.clone(), 1)),
+                Some((f, _, n)) if f.key() == o.key() => *n += 1,
+                Some(_) => return None,
+            }
+        }
+        found.map(|(o, sink, n)| (o, if n == 1 { sink } else { None }))
+    }
+
+    fn on_backend_cancel(&self, params: Option<Value>) {
+        let Some(id) = params.as_ref().and_then(|p| p.get("requestId")) else {
+            return;
+        };
+        let origin = self.forwarded.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string());
+        if let Some(origin) = origin {
+            origin.forward_cancel(self, id);
+        }
     }
 
     fn on_progress(&self, params: Option<Value>) {
@@ -235,18 +298,13 @@ impl Peer {
         };
         let target = {
             let pending = self.lock_pending();
-            pending
-                .get(&id)
-                .and_then(|p| Some((p.sink.clone()?, p.progress_token.clone()?)))
+            pending.get(&id).and_then(|p| Some((p.sink.clone()?, p.progress_token.clone()?)))
         };
         let Some((sink, token)) = target else { return };
         if let Some(obj) = params.as_object_mut() {
             obj.insert("progressToken".into(), token);
         }
-        if sink
-            .try_send(jsonrpc::notification(methods::PROGRESS, Some(params)))
-            .is_err()
-        {
+        if sink.try_send(jsonrpc::notification(methods::PROGRESS, Some(params))).is_err() {
             tracing::debug!(backend = %self.name, "A client is not reading its stream; a progress notification was dropped.");
         }
     }
@@ -254,16 +312,34 @@ impl Peer {
     fn on_request(&self, msg: Message) {
         let id = msg.id.unwrap_or(Value::Null);
         let method = msg.method.unwrap_or_default();
-        let response = if method == methods::PING {
-            json!({"jsonrpc": "2.0", "id": id, "result": {}})
-        } else {
-            json!({"jsonrpc": "2.0", "id": id, "error": jsonrpc::error_object(
-                code::METHOD_NOT_FOUND,
-                format!("mcpmux does not serve '{method}' to backends"),
-                None,
-            )})
+        if method == methods::PING {
+            self.respond(&id, Ok(Payload::from_value(&json!({}))));
+            return;
+        }
+        let (Some((origin, sink)), Some(me)) = (self.sole_origin(), self.me.upgrade()) else {
+            tracing::warn!(backend = %self.name, method = %method, "Backend sent a request that cannot be tied to one client session; refused. Set \"isolation\": \"session\" on this backend to give each session its own connection.");
+            self.respond(
+                &id,
+                Err(jsonrpc::error_object(
+                    code::INTERNAL_ERROR,
+                    format!("mcpmux cannot tell which client '{method}' is for: no single client session has a request in flight on this connection"),
+                    None,
+                )),
+            );
+            return;
         };
-        if self.send_value(&response).is_err() {
+        self.forwarded.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), origin.clone());
+        origin.forward_request(me, id, method, msg.params, sink);
+    }
+
+    /// Answers a request the backend sent (`backend_id` is the backend's own id).
+    pub fn respond(&self, backend_id: &Value, outcome: Result<Payload, Value>) {
+        self.forwarded.lock().unwrap_or_else(|e| e.into_inner()).remove(&backend_id.to_string());
+        let line = match &outcome {
+            Ok(result) => jsonrpc::response_bytes(backend_id, result),
+            Err(error) => jsonrpc::error_bytes(Some(backend_id), error),
+        };
+        if self.outbox.try_send(line).is_err() {
             tracing::debug!(backend = %self.name, "Could not answer a backend request; the connection is closing.");
         }
     }
@@ -281,9 +357,7 @@ impl Peer {
         for p in drained {
             let _ = p.reply.send(Err(CallError::Closed(reason.to_owned())));
         }
-        let _ = self.events.send(BackendEvent::Closed {
-            reason: reason.to_owned(),
-        });
+        let _ = self.events.send(BackendEvent::Closed { reason: reason.to_owned() });
     }
 
     fn close_reason(&self) -> String {
@@ -349,7 +423,7 @@ mod tests {
             p2.request(
                 "tools/call",
                 Some(json!({"name": "x", "_meta": {"progressToken": "client-tok"}})),
-                Some(sink),
+                CallOptions { sink: Some(sink), ..CallOptions::default() },
                 Duration::from_secs(5),
             )
             .await
@@ -377,25 +451,20 @@ mod tests {
     async fn close_fails_pending_calls_at_once() {
         let (peer, _outbox, _events) = Peer::new("t".into());
         let p2 = peer.clone();
-        let call = tokio::spawn(async move {
-            p2.request("ping", None, None, Duration::from_secs(30))
-                .await
-        });
+        let call =
+            tokio::spawn(
+                async move { p2.request("ping", None, CallOptions::default(), Duration::from_secs(30)).await },
+            );
         tokio::time::sleep(Duration::from_millis(20)).await;
         peer.close("backend exited");
-        let r = tokio::time::timeout(Duration::from_secs(1), call)
-            .await
-            .unwrap()
-            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(1), call).await.unwrap().unwrap();
         assert!(matches!(r, Err(CallError::Closed(m)) if m == "backend exited"));
     }
 
     #[tokio::test]
     async fn timeout_sends_cancellation() {
         let (peer, mut outbox, _events) = Peer::new("t".into());
-        let r = peer
-            .request("slow", None, None, Duration::from_millis(30))
-            .await;
+        let r = peer.request("slow", None, CallOptions::default(), Duration::from_millis(30)).await;
         assert!(matches!(r, Err(CallError::Timeout(_))));
         let _req = outbox.recv().await.unwrap();
         let cancel: Value = serde_json::from_slice(&outbox.recv().await.unwrap()).unwrap();

@@ -20,7 +20,7 @@ use crate::config::{ServerConfig, Settings, TransportConfig};
 use crate::error::RelayError;
 use crate::jsonrpc::Payload;
 use crate::protocol::{self, methods};
-use client::{BackendEvent, CallError, EventSink, Peer, Reply};
+use client::{BackendEvent, CallError, CallOptions, Peer, Reply};
 
 /// Where a backend is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -66,9 +66,7 @@ pub struct ServerInfo {
 
 impl ServerInfo {
     fn has(&self, capability: &str) -> bool {
-        self.capabilities
-            .get(capability)
-            .is_some_and(|c| !c.is_null())
+        self.capabilities.get(capability).is_some_and(|c| !c.is_null())
     }
 }
 
@@ -92,12 +90,7 @@ pub enum ListKind {
 }
 
 impl ListKind {
-    pub const ALL: [ListKind; 4] = [
-        ListKind::Tools,
-        ListKind::Resources,
-        ListKind::Templates,
-        ListKind::Prompts,
-    ];
+    pub const ALL: [ListKind; 4] = [ListKind::Tools, ListKind::Resources, ListKind::Templates, ListKind::Prompts];
 
     /// The list method.
     pub fn method(self) -> &'static str {
@@ -191,18 +184,11 @@ impl Connection {
     ) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>), StartError> {
         let (peer, outbox, events) = Peer::new(Arc::from(name));
         let process = match &cfg.transport {
-            TransportConfig::Stdio(s) => {
-                stdio::spawn(peer.clone(), outbox, s, settings.max_message_bytes)?
-            }
+            TransportConfig::Stdio(s) => stdio::spawn(peer.clone(), outbox, s, settings.max_message_bytes)?,
             TransportConfig::Remote(_) => return Err(StartError::RemoteUnsupported),
         };
         let pid = Some(process.pid());
-        let mut conn = Connection {
-            peer,
-            process: Mutex::new(Some(process)),
-            pid,
-            info: ServerInfo::default(),
-        };
+        let mut conn = Connection { peer, process: Mutex::new(Some(process)), pid, info: ServerInfo::default() };
         let timeout = cfg.request_timeout.unwrap_or(settings.request_timeout);
         match conn.initialize(timeout).await {
             Ok(info) => {
@@ -219,60 +205,34 @@ impl Connection {
     async fn initialize(&self, timeout: Duration) -> Result<ServerInfo, StartError> {
         let params = json!({
             "protocolVersion": protocol::LATEST_VERSION,
-            "capabilities": {},
+            "capabilities": client_capabilities(),
             "clientInfo": {"name": "mcpmux", "title": "mcpmux gateway", "version": env!("CARGO_PKG_VERSION")},
         });
-        let reply = self
-            .peer
-            .request(methods::INITIALIZE, Some(params), None, timeout)
-            .await;
+        let reply = self.peer.request(methods::INITIALIZE, Some(params), CallOptions::default(), timeout).await;
         let result = match reply {
-            Ok(Reply::Result(p)) => serde_json::from_slice::<Value>(&p.0)
-                .map_err(|e| StartError::Initialize(e.to_string()))?,
+            Ok(Reply::Result(p)) => {
+                serde_json::from_slice::<Value>(&p.0).map_err(|e| StartError::Initialize(e.to_string()))?
+            }
             Ok(Reply::Error(e)) => {
-                return Err(StartError::Initialize(format!(
-                    "backend answered with an error: {e}"
-                )));
+                return Err(StartError::Initialize(format!("backend answered with an error: {e}")));
             }
             Err(e) => return Err(StartError::Initialize(e.to_string())),
         };
         let info = ServerInfo {
-            protocol_version: result
-                .get("protocolVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            capabilities: result
-                .get("capabilities")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-            server_info: result
-                .get("serverInfo")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-            instructions: result
-                .get("instructions")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            protocol_version: result.get("protocolVersion").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            capabilities: result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            server_info: result.get("serverInfo").cloned().unwrap_or_else(|| json!({})),
+            instructions: result.get("instructions").and_then(Value::as_str).map(str::to_owned),
         };
-        self.peer
-            .notify(methods::INITIALIZED, None)
-            .map_err(|e| StartError::Initialize(e.to_string()))?;
+        self.peer.notify(methods::INITIALIZED, None).map_err(|e| StartError::Initialize(e.to_string()))?;
         Ok(info)
     }
 
     /// Lists every page of every list the backend offers.
     pub async fn list_all(&self, timeout: Duration) -> Result<Listing, StartError> {
-        let mut listing = Listing {
-            info: self.info.clone(),
-            ..Listing::default()
-        };
-        let kinds: Vec<ListKind> = ListKind::ALL
-            .into_iter()
-            .filter(|k| self.info.has(k.capability()))
-            .collect();
-        let results =
-            futures_util::future::join_all(kinds.iter().map(|k| self.list(*k, timeout))).await;
+        let mut listing = Listing { info: self.info.clone(), ..Listing::default() };
+        let kinds: Vec<ListKind> = ListKind::ALL.into_iter().filter(|k| self.info.has(k.capability())).collect();
+        let results = futures_util::future::join_all(kinds.iter().map(|k| self.list(*k, timeout))).await;
         for (kind, items) in kinds.into_iter().zip(results) {
             *listing.items_mut(kind) = items?;
         }
@@ -285,18 +245,9 @@ impl Connection {
         let mut cursor: Option<Value> = None;
         for _ in 0..10_000 {
             let params = cursor.as_ref().map(|c| json!({"cursor": c}));
-            let fail = |reason: String| StartError::List {
-                what: kind.key(),
-                reason,
-            };
-            let page = match self
-                .peer
-                .request(kind.method(), params, None, timeout)
-                .await
-            {
-                Ok(Reply::Result(p)) => {
-                    serde_json::from_slice::<Value>(&p.0).map_err(|e| fail(e.to_string()))?
-                }
+            let fail = |reason: String| StartError::List { what: kind.key(), reason };
+            let page = match self.peer.request(kind.method(), params, CallOptions::default(), timeout).await {
+                Ok(Reply::Result(p)) => serde_json::from_slice::<Value>(&p.0).map_err(|e| fail(e.to_string()))?,
                 Ok(Reply::Error(e)) => return Err(fail(e.to_string())),
                 Err(e) => return Err(fail(e.to_string())),
             };
@@ -316,14 +267,19 @@ impl Connection {
         &self,
         method: &str,
         params: Option<Value>,
-        sink: Option<EventSink>,
+        opts: CallOptions,
         timeout: Duration,
     ) -> Result<Reply, CallError> {
-        self.peer.request(method, params, sink, timeout).await
+        self.peer.request(method, params, opts, timeout).await
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Sends a notification on this connection.
+    pub fn notify(&self, method: &str, params: Option<Value>) -> Result<(), CallError> {
+        self.peer.notify(method, params)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -332,16 +288,22 @@ impl Connection {
 
     /// Ends the connection: pending calls fail, the child is stopped and reaped.
     pub async fn stop(&self) {
-        let process = self
-            .process
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let process = self.process.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(p) = process {
             p.stop().await;
         }
         self.peer.close("backend stopped");
     }
+}
+
+/// What mcpmux offers backends: everything it can route back to a client session. A request
+/// for a capability the client itself lacks is answered with an error at that point.
+fn client_capabilities() -> Value {
+    json!({
+        "roots": {"listChanged": true},
+        "sampling": {},
+        "elicitation": {"form": {}, "url": {}},
+    })
 }
 
 /// A configured backend: its state, its live connection and its catalog.
@@ -373,10 +335,7 @@ impl Backend {
     }
 
     pub fn status(&self) -> Status {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn update_status(&self, f: impl FnOnce(&mut Status)) {
@@ -405,35 +364,22 @@ impl Backend {
     }
 
     /// Sends a request to this backend and maps the failure modes to relay errors.
-    pub async fn call(
-        &self,
-        method: &str,
-        params: Option<Value>,
-        sink: Option<EventSink>,
-    ) -> Result<Payload, RelayError> {
+    pub async fn call(&self, method: &str, params: Option<Value>, opts: CallOptions) -> Result<Payload, RelayError> {
         let Some(conn) = self.connection().filter(|c| !c.is_closed()) else {
             let status = self.status();
             return Err(RelayError::BackendUnavailable {
                 backend: self.name.to_string(),
-                reason: status
-                    .last_error
-                    .unwrap_or_else(|| status.state.as_str().to_owned()),
+                reason: status.last_error.unwrap_or_else(|| status.state.as_str().to_owned()),
             });
         };
-        match conn
-            .request(method, params, sink, self.request_timeout)
-            .await
-        {
+        match conn.request(method, params, opts, self.request_timeout).await {
             Ok(Reply::Result(p)) => Ok(p),
             Ok(Reply::Error(e)) => Err(RelayError::Backend(e)),
-            Err(CallError::Timeout(after)) => Err(RelayError::Timeout {
-                backend: self.name.to_string(),
-                after,
-            }),
-            Err(CallError::Closed(reason)) => Err(RelayError::ConnectionLost {
-                backend: self.name.to_string(),
-                reason,
-            }),
+            Err(CallError::Timeout(after)) => Err(RelayError::Timeout { backend: self.name.to_string(), after }),
+            Err(CallError::Closed(reason)) => {
+                Err(RelayError::ConnectionLost { backend: self.name.to_string(), reason })
+            }
+            Err(CallError::Cancelled) => Err(RelayError::Cancelled),
             Err(CallError::Overloaded) => Err(RelayError::BackendUnavailable {
                 backend: self.name.to_string(),
                 reason: "too many requests queued".to_owned(),

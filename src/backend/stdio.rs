@@ -93,18 +93,11 @@ pub fn spawn(
     max_message_bytes: usize,
 ) -> Result<StdioProcess, SpawnError> {
     let mut cmd = build_command(cfg);
-    let mut child = cmd.spawn().map_err(|source| SpawnError {
-        command: cfg.command.clone(),
-        source,
-    })?;
+    let mut child = cmd.spawn().map_err(|source| SpawnError { command: cfg.command.clone(), source })?;
     let pid = child.id().unwrap_or(0);
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return Err(SpawnError {
-            command: cfg.command.clone(),
-            source: io::Error::other("child has no stdio pipes"),
-        });
+        return Err(SpawnError { command: cfg.command.clone(), source: io::Error::other("child has no stdio pipes") });
     };
     let (stop_tx, stop_rx) = oneshot::channel();
     let (exited_tx, exited_rx) = oneshot::channel();
@@ -118,22 +111,14 @@ pub fn spawn(
         peer.close(&status);
         let _ = exited_tx.send(());
     });
-    Ok(StdioProcess {
-        pid,
-        stop: Some(stop_tx),
-        exited: Some(exited_rx),
-    })
+    Ok(StdioProcess { pid, stop: Some(stop_tx), exited: Some(exited_rx) })
 }
 
 fn build_command(cfg: &StdioConfig) -> Command {
     let mut cmd = Command::new(&cfg.command);
     cmd.args(&cfg.args)
         .env_clear()
-        .envs(
-            INHERITED_ENV
-                .iter()
-                .filter_map(|k| std::env::var_os(k).map(|v| (*k, v))),
-        )
+        .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
         .envs(&cfg.env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -154,9 +139,7 @@ fn set_parent_death_signal(cmd: &mut Command) {
     // SAFETY: the closure runs in the forked child before exec and only makes the prctl system
     // call, which is async-signal-safe; it touches no memory shared with the parent.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(io::Error::from)
-        });
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(io::Error::from));
     }
 }
 
@@ -198,12 +181,7 @@ async fn supervise_exit(
     }
 }
 
-async fn write_loop(
-    peer: Arc<Peer>,
-    mut outbox: Outbox,
-    mut stdin: ChildStdin,
-    mut stop: oneshot::Receiver<()>,
-) {
+async fn write_loop(peer: Arc<Peer>, mut outbox: Outbox, mut stdin: ChildStdin, mut stop: oneshot::Receiver<()>) {
     loop {
         let line = tokio::select! {
             line = outbox.recv() => line,
@@ -306,11 +284,7 @@ async fn read_line_limited<R: AsyncRead + Unpin>(
         }
         reader.consume(used);
         if done {
-            return Ok(if too_long {
-                LineRead::TooLong
-            } else {
-                LineRead::Line
-            });
+            return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
         }
     }
 }
@@ -341,28 +315,13 @@ mod tests {
         let data: &[u8] = b"{\"a\":1}\n0123456789abcdef\n{\"b\":2}\r\ntail";
         let mut r = BufReader::with_capacity(4, data);
         let mut buf = Vec::new();
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 10).await.unwrap(),
-            LineRead::Line
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 10).await.unwrap(), LineRead::Line));
         assert_eq!(trim_line(&buf), b"{\"a\":1}");
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 10).await.unwrap(),
-            LineRead::TooLong
-        ));
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 10).await.unwrap(),
-            LineRead::Line
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 10).await.unwrap(), LineRead::TooLong));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 10).await.unwrap(), LineRead::Line));
         assert_eq!(trim_line(&buf), b"{\"b\":2}");
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 10).await.unwrap(),
-            LineRead::Line
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 10).await.unwrap(), LineRead::Line));
         assert_eq!(trim_line(&buf), b"tail");
-        assert!(matches!(
-            read_line_limited(&mut r, &mut buf, 10).await.unwrap(),
-            LineRead::Eof
-        ));
+        assert!(matches!(read_line_limited(&mut r, &mut buf, 10).await.unwrap(), LineRead::Eof));
     }
 }

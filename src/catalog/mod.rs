@@ -27,11 +27,7 @@ pub struct Pages {
 impl Pages {
     fn build(kind: ListKind, items: &[Value], page_size: usize) -> Pages {
         let page_size = page_size.max(1);
-        let chunks: Vec<&[Value]> = if items.is_empty() {
-            vec![&[]]
-        } else {
-            items.chunks(page_size).collect()
-        };
+        let chunks: Vec<&[Value]> = if items.is_empty() { vec![&[]] } else { items.chunks(page_size).collect() };
         let count = chunks.len();
         let pages = chunks
             .into_iter()
@@ -45,10 +41,7 @@ impl Pages {
                 Payload::from_value(&Value::Object(page))
             })
             .collect();
-        Pages {
-            pages,
-            len: items.len(),
-        }
+        Pages { pages, len: items.len() }
     }
 
     /// The page a cursor points at (`None` → the first).
@@ -70,8 +63,7 @@ impl Pages {
     }
 
     fn same_as(&self, other: &Pages) -> bool {
-        self.pages.len() == other.pages.len()
-            && self.pages.iter().zip(&other.pages).all(|(a, b)| a.0 == b.0)
+        self.pages.len() == other.pages.len() && self.pages.iter().zip(&other.pages).all(|(a, b)| a.0 == b.0)
     }
 }
 
@@ -91,9 +83,7 @@ pub struct View {
 
 impl View {
     fn build(listing: impl Fn(ListKind) -> Vec<Value>, page_size: usize) -> View {
-        View {
-            lists: ListKind::ALL.map(|k| Pages::build(k, &listing(k), page_size)),
-        }
+        View { lists: ListKind::ALL.map(|k| Pages::build(k, &listing(k), page_size)) }
     }
 
     pub fn list(&self, kind: ListKind) -> &Pages {
@@ -102,10 +92,7 @@ impl View {
 
     /// The lists whose content differs from `other`.
     pub fn changed_since(&self, other: &View) -> Vec<ListKind> {
-        ListKind::ALL
-            .into_iter()
-            .filter(|k| !self.list(*k).same_as(other.list(*k)))
-            .collect()
+        ListKind::ALL.into_iter().filter(|k| !self.list(*k).same_as(other.list(*k))).collect()
     }
 }
 
@@ -149,11 +136,7 @@ impl Catalog {
         let naming = |kind: ListKind| {
             let items = sources.iter().flat_map(|s| {
                 s.listing.items(kind).iter().filter_map(|item| {
-                    Some(Item {
-                        backend: &s.backend,
-                        prefix: &s.prefix,
-                        original: item.get("name")?.as_str()?,
-                    })
+                    Some(Item { backend: &s.backend, prefix: &s.prefix, original: item.get("name")?.as_str()? })
                 })
             });
             names::assign(items, separator)
@@ -175,30 +158,24 @@ impl Catalog {
                         ListKind::Prompts => Some(&prompts),
                         _ => None,
                     };
-                    s.listing.items(kind).iter().filter_map(move |item| {
-                        rewrite_item(kind, item, &s.backend, &s.prefix, table)
-                    })
+                    s.listing
+                        .items(kind)
+                        .iter()
+                        .filter_map(move |item| rewrite_item(kind, item, &s.backend, &s.prefix, table))
                 })
                 .collect()
         };
         let merged = View::build(merged_items, page_size);
         let per_backend = sources
             .iter()
-            .map(|s| {
-                (
-                    s.backend.to_string(),
-                    View::build(|k| s.listing.items(k).to_vec(), page_size),
-                )
-            })
+            .map(|s| (s.backend.to_string(), View::build(|k| s.listing.items(k).to_vec(), page_size)))
             .collect();
 
         let mut backend_capabilities = BTreeMap::new();
         for s in &sources {
             if let Some(caps) = s.listing.info.capabilities.as_object() {
                 for (k, v) in caps {
-                    backend_capabilities
-                        .entry(k.clone())
-                        .or_insert_with(|| v.clone());
+                    backend_capabilities.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
         }
@@ -214,14 +191,8 @@ impl Catalog {
             per_backend,
             tools,
             prompts,
-            prefixes: sources
-                .iter()
-                .map(|s| (s.prefix.clone(), s.backend.to_string()))
-                .collect(),
-            prefix_of: sources
-                .iter()
-                .map(|s| (s.backend.to_string(), s.prefix.clone()))
-                .collect(),
+            prefixes: sources.iter().map(|s| (s.prefix.clone(), s.backend.to_string())).collect(),
+            prefix_of: sources.iter().map(|s| (s.backend.to_string(), s.prefix.clone())).collect(),
             instructions: (!instructions.is_empty()).then(|| instructions.join("\n\n")),
             backend_capabilities,
         }
@@ -270,21 +241,13 @@ impl Catalog {
 
 /// The client-facing form of one listed item; `None` drops items without the field that
 /// identifies them (they could not be routed).
-fn rewrite_item(
-    kind: ListKind,
-    item: &Value,
-    backend: &str,
-    prefix: &str,
-    names: Option<&Names>,
-) -> Option<Value> {
+fn rewrite_item(kind: ListKind, item: &Value, backend: &str, prefix: &str, names: Option<&Names>) -> Option<Value> {
     let mut out = item.clone();
     let obj = out.as_object_mut()?;
     match kind {
         ListKind::Tools | ListKind::Prompts => {
             let original = obj.get("name")?.as_str()?;
-            let exposed = names?
-                .exposed
-                .get(&(backend.to_owned(), original.to_owned()))?;
+            let exposed = names?.exposed.get(&(backend.to_owned(), original.to_owned()))?;
             obj.insert("name".into(), Value::String(exposed.clone()));
         }
         ListKind::Resources => {
@@ -330,11 +293,7 @@ mod tests {
                     json!([{"name": "t", "icons": [{"src": "x"}], "_meta": {"k": 1}, "future": true}]),
                     json!([]),
                 ),
-                source(
-                    "a",
-                    json!([{"name": "t"}]),
-                    json!([{"uri": "file:///x", "name": "x"}]),
-                ),
+                source("a", json!([{"name": "t"}]), json!([{"uri": "file:///x", "name": "x"}])),
             ],
             "_",
             100,
@@ -348,10 +307,7 @@ mod tests {
         assert_eq!(c.tool("b_t").unwrap().backend, "b");
         let res = page(&c, ListKind::Resources, None);
         assert_eq!(res["resources"][0]["uri"], "mcpmux://a/file:///x");
-        assert_eq!(
-            c.resource("mcpmux://a/file:///x"),
-            Some(("a", "file:///x".to_owned()))
-        );
+        assert_eq!(c.resource("mcpmux://a/file:///x"), Some(("a", "file:///x".to_owned())));
     }
 
     #[test]
@@ -362,24 +318,13 @@ mod tests {
         let mut seen = Vec::new();
         loop {
             let p = page(&c, ListKind::Tools, cursor.as_deref());
-            seen.extend(
-                p["tools"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|t| t["name"].as_str().unwrap().to_owned()),
-            );
+            seen.extend(p["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()));
             match p.get("nextCursor") {
                 Some(n) => cursor = Some(n.as_str().unwrap().to_owned()),
                 None => break,
             }
         }
         assert_eq!(seen, ["s_t0", "s_t1", "s_t2", "s_t3", "s_t4"]);
-        assert!(
-            c.merged()
-                .list(ListKind::Tools)
-                .page(Some("bogus"))
-                .is_none()
-        );
+        assert!(c.merged().list(ListKind::Tools).page(Some("bogus")).is_none());
     }
 }

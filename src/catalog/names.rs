@@ -21,10 +21,7 @@ pub fn is_name_char(c: char) -> bool {
 
 /// Replaces every character that may not appear in a name with `_`.
 pub fn sanitize(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| if is_name_char(c) { c } else { '_' })
-        .collect();
+    let out: String = s.chars().map(|c| if is_name_char(c) { c } else { '_' }).collect();
     if out.is_empty() { "_".to_owned() } else { out }
 }
 
@@ -111,17 +108,11 @@ pub fn assign<'a>(items: impl IntoIterator<Item = Item<'a>>, separator: &str) ->
             name = with_hash(&clean, item.backend, item.original, salt);
             why = Some(Rename::Collision);
         }
-        let target = Target {
-            backend: item.backend.to_owned(),
-            original: item.original.to_owned(),
-        };
+        let target = Target { backend: item.backend.to_owned(), original: item.original.to_owned() };
         if let Some(w) = why {
             names.renames.push((name.clone(), target.clone(), w));
         }
-        names.exposed.insert(
-            (target.backend.clone(), target.original.clone()),
-            name.clone(),
-        );
+        names.exposed.insert((target.backend.clone(), target.original.clone()), name.clone());
         names.routes.insert(name, target);
     }
     names
@@ -139,21 +130,8 @@ mod tests {
 
     #[test]
     fn plain_names_are_prefixed() {
-        let n = assign(
-            [Item {
-                backend: "notes",
-                prefix: "notes",
-                original: "add_note",
-            }],
-            "_",
-        );
-        assert_eq!(
-            n.routes["notes_add_note"],
-            Target {
-                backend: "notes".into(),
-                original: "add_note".into()
-            }
-        );
+        let n = assign([Item { backend: "notes", prefix: "notes", original: "add_note" }], "_");
+        assert_eq!(n.routes["notes_add_note"], Target { backend: "notes".into(), original: "add_note".into() });
         assert!(n.renames.is_empty());
     }
 
@@ -162,21 +140,9 @@ mod tests {
         let long = "x".repeat(100);
         let items = || {
             vec![
-                Item {
-                    backend: "a",
-                    prefix: "a",
-                    original: "get.file",
-                },
-                Item {
-                    backend: "a",
-                    prefix: "a",
-                    original: "get_file",
-                },
-                Item {
-                    backend: "b",
-                    prefix: "b",
-                    original: &long,
-                },
+                Item { backend: "a", prefix: "a", original: "get.file" },
+                Item { backend: "a", prefix: "a", original: "get_file" },
+                Item { backend: "b", prefix: "b", original: &long },
             ]
         };
         let n1 = assign(items(), "_");

@@ -28,14 +28,8 @@ mod tests {
 
     #[test]
     fn wraps_and_unwraps() {
-        assert_eq!(
-            wrap("notes", "note://notes/a?b#c"),
-            "mcpmux://notes/note://notes/a?b#c"
-        );
-        assert_eq!(
-            unwrap("mcpmux://notes/note://notes/a?b#c"),
-            Some(("notes", "note://notes/a?b#c"))
-        );
+        assert_eq!(wrap("notes", "note://notes/a?b#c"), "mcpmux://notes/note://notes/a?b#c");
+        assert_eq!(unwrap("mcpmux://notes/note://notes/a?b#c"), Some(("notes", "note://notes/a?b#c")));
         assert_eq!(unwrap("mcpmux://notes/"), Some(("notes", "")));
         assert_eq!(unwrap("file:///x"), None);
         assert_eq!(unwrap("mcpmux:///x"), None);

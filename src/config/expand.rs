@@ -143,11 +143,7 @@ pub fn expand(input: &str, env: &dyn EnvLookup) -> Result<String, ExpandError> {
         }
     }
     out.push_str(rest);
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(ExpandError { problems })
-    }
+    if problems.is_empty() { Ok(out) } else { Err(ExpandError { problems }) }
 }
 
 /// Resolves the inside of one `${...}` reference.
@@ -189,9 +185,7 @@ fn lookup(name: &str, env: &dyn EnvLookup) -> Result<Option<String>, ExpandProbl
 /// Whether `name` matches `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -200,10 +194,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn ok(input: &str, pairs: &[(&str, &str)]) -> String {
@@ -254,23 +245,14 @@ mod tests {
     fn unset_variable_is_named() {
         let p = problems("Bearer ${TOKEN}", &[]);
         assert_eq!(p, vec![ExpandProblem::Unset("TOKEN".into())]);
-        assert_eq!(
-            p[0].to_string(),
-            "variable TOKEN is not set and has no default"
-        );
+        assert_eq!(p[0].to_string(), "variable TOKEN is not set and has no default");
     }
 
     #[test]
     fn every_unset_variable_is_reported_once() {
         let err = expand("${A}${B}${A}${C:-c}${D}", &env(&[("B", "b")]));
         let Err(err) = err else { panic!("should fail") };
-        assert_eq!(
-            err.problems,
-            vec![
-                ExpandProblem::Unset("A".into()),
-                ExpandProblem::Unset("D".into())
-            ]
-        );
+        assert_eq!(err.problems, vec![ExpandProblem::Unset("A".into()), ExpandProblem::Unset("D".into())]);
         let text = err.to_string();
         assert!(text.contains("variable A is not set"), "{text}");
         assert!(text.contains("variable D is not set"), "{text}");
@@ -288,43 +270,21 @@ mod tests {
 
     #[test]
     fn malformed_references() {
-        assert_eq!(
-            problems("ab${A", &[("A", "1")]),
-            vec![ExpandProblem::Unterminated { position: 3 }]
-        );
-        assert_eq!(
-            problems("${}", &[]),
-            vec![ExpandProblem::EmptyName { position: 1 }]
-        );
-        assert_eq!(
-            problems("${:-x}", &[]),
-            vec![ExpandProblem::EmptyName { position: 1 }]
-        );
+        assert_eq!(problems("ab${A", &[("A", "1")]), vec![ExpandProblem::Unterminated { position: 3 }]);
+        assert_eq!(problems("${}", &[]), vec![ExpandProblem::EmptyName { position: 1 }]);
+        assert_eq!(problems("${:-x}", &[]), vec![ExpandProblem::EmptyName { position: 1 }]);
         for bad in ["${1A}", "${A-B}", "${A B}", "${A:x}", "${é}", "${A=1}"] {
-            assert_eq!(
-                problems(bad, &[("A", "1")]),
-                vec![ExpandProblem::InvalidName { position: 1 }],
-                "{bad}"
-            );
+            assert_eq!(problems(bad, &[("A", "1")]), vec![ExpandProblem::InvalidName { position: 1 }], "{bad}");
         }
-        assert_eq!(
-            problems("é${A:-${B}}", &[]),
-            vec![ExpandProblem::NestedDefault { position: 2 }]
-        );
+        assert_eq!(problems("é${A:-${B}}", &[]), vec![ExpandProblem::NestedDefault { position: 2 }]);
     }
 
     #[test]
     fn malformed_messages_do_not_quote_the_text() {
         let secret = "hunter2";
-        let inputs = [
-            format!("{secret}${{{secret}"),
-            format!("${{{secret}-x}}"),
-            format!("${{A:-${{{secret}}}"),
-        ];
+        let inputs = [format!("{secret}${{{secret}"), format!("${{{secret}-x}}"), format!("${{A:-${{{secret}}}")];
         for input in inputs {
-            let Err(e) = expand(&input, &env(&[])) else {
-                panic!("{input} should fail")
-            };
+            let Err(e) = expand(&input, &env(&[])) else { panic!("{input} should fail") };
             assert!(!e.to_string().contains(secret), "{e}");
         }
     }
@@ -356,10 +316,7 @@ mod tests {
 
     #[test]
     fn exe_variable_can_be_overridden() {
-        assert_eq!(
-            ok("${MCPMUX_EXE}", &[("MCPMUX_EXE", "/opt/mcpmux")]),
-            "/opt/mcpmux"
-        );
+        assert_eq!(ok("${MCPMUX_EXE}", &[("MCPMUX_EXE", "/opt/mcpmux")]), "/opt/mcpmux");
     }
 
     #[test]
@@ -375,9 +332,6 @@ mod tests {
     fn process_env_reads_the_environment() {
         // PATH is set in every test environment worth running in; compare with std directly.
         assert_eq!(ProcessEnv.get("PATH"), std::env::var("PATH").ok());
-        assert_eq!(
-            ProcessEnv.get("MCPMUX_SURELY_NOT_SET_1f6c0b"),
-            None::<String>
-        );
+        assert_eq!(ProcessEnv.get("MCPMUX_SURELY_NOT_SET_1f6c0b"), None::<String>);
     }
 }

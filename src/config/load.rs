@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 use super::expand::{EnvLookup, expand};
 use super::{
-    Config, ConfigError, Diagnostic, RemoteConfig, RemoteKind, Secret, ServerConfig, Settings,
-    StdioConfig, TransportConfig,
+    Config, ConfigError, Diagnostic, RemoteConfig, RemoteKind, Secret, ServerConfig, Settings, StdioConfig,
+    TransportConfig,
 };
 
 /// Environment variable that provides the auth token when the file sets none.
@@ -68,18 +68,13 @@ pub fn load_file(path: &Path, env: &dyn EnvLookup) -> Result<Config, ConfigError
 /// Parses and validates a config document, reporting every problem at once.
 pub fn parse_str(text: &str, format: Format, env: &dyn EnvLookup) -> Result<Config, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let doc = parse_document(text, format).map_err(|problem| ConfigError {
-        source_path: None,
-        problems: vec![problem],
-    })?;
+    let doc =
+        parse_document(text, format).map_err(|problem| ConfigError { source_path: None, problems: vec![problem] })?;
     Validator::new(env).run(&doc)
 }
 
 fn diag(location: impl Into<String>, message: impl Into<String>) -> Diagnostic {
-    Diagnostic {
-        location: location.into(),
-        message: message.into(),
-    }
+    Diagnostic { location: location.into(), message: message.into() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -102,10 +97,7 @@ fn parse_json(text: &str) -> Result<Value, Diagnostic> {
         let full = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
         let message = full.strip_suffix(&suffix).unwrap_or(&full);
-        diag(
-            format!("line {}, column {}", e.line(), e.column()),
-            format!("invalid JSON: {message}"),
-        )
+        diag(format!("line {}, column {}", e.line(), e.column()), format!("invalid JSON: {message}"))
     })
 }
 
@@ -120,10 +112,7 @@ fn parse_toml(text: &str) -> Result<Value, Diagnostic> {
                     format!("line {line}, column {column}")
                 })
                 .unwrap_or_default();
-            Err(diag(
-                location,
-                format!("invalid TOML: {}", e.message().trim_end()),
-            ))
+            Err(diag(location, format!("invalid TOML: {}", e.message().trim_end())))
         }
     }
 }
@@ -137,12 +126,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn toml_table_to_json(table: toml::Table) -> Value {
-    Value::Object(
-        table
-            .into_iter()
-            .map(|(k, v)| (k, toml_to_json(v)))
-            .collect(),
-    )
+    Value::Object(table.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
 }
 
 /// Converts a TOML value; datetimes become strings, and so do non-finite floats (JSON cannot
@@ -151,8 +135,9 @@ fn toml_to_json(value: toml::Value) -> Value {
     match value {
         toml::Value::String(s) => Value::String(s),
         toml::Value::Integer(i) => Value::from(i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(f)
-            .map_or_else(|| Value::String(f.to_string()), Value::Number),
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
+        }
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(items) => Value::Array(items.into_iter().map(toml_to_json).collect()),
@@ -166,10 +151,7 @@ fn toml_to_json(value: toml::Value) -> Value {
 /// Location of `key` inside `parent`: `parent.key`, or `parent["odd key"]` when the key has
 /// characters that would make the dotted form ambiguous.
 fn child(parent: &str, key: &str) -> String {
-    let simple = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'));
+    let simple = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'));
     match (parent.is_empty(), simple) {
         (true, true) => key.to_owned(),
         (false, true) => format!("{parent}.{key}"),
@@ -196,16 +178,12 @@ fn describe(value: &Value) -> &'static str {
 
 /// Whether `s` is non-empty and only has `[A-Za-z0-9_-]`.
 fn is_simple_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Whether `s` is a valid HTTP header name (an RFC 9110 token).
 fn is_header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 /// A hint appended to the "ignored" warning for keys other tools use.
@@ -244,13 +222,9 @@ impl Kind {
 fn parse_transport(text: &str) -> Result<Kind, String> {
     match text.to_ascii_lowercase().as_str() {
         "stdio" => Ok(Kind::Stdio),
-        "http" | "streamable-http" | "streamablehttp" => {
-            Ok(Kind::Remote(RemoteKind::StreamableHttp))
-        }
+        "http" | "streamable-http" | "streamablehttp" => Ok(Kind::Remote(RemoteKind::StreamableHttp)),
         "sse" => Ok(Kind::Remote(RemoteKind::Sse)),
-        _ => Err(format!(
-            "unknown transport '{text}'; expected one of: stdio, http, streamable-http, sse"
-        )),
+        _ => Err(format!("unknown transport '{text}'; expected one of: stdio, http, streamable-http, sse")),
     }
 }
 
@@ -260,11 +234,7 @@ fn check_url(url: &str) -> Result<(), &'static str> {
         return Err("the URL must not contain spaces or control characters");
     }
     let rest = match url.split_once("://") {
-        Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
-        {
-            rest
-        }
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => rest,
         _ => return Err("the URL must start with http:// or https://"),
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -274,9 +244,7 @@ fn check_url(url: &str) -> Result<(), &'static str> {
         return Err("the URL has no host");
     }
     match port {
-        Some(p) if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) => {
-            Err("the URL has an invalid port")
-        }
+        Some(p) if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) => Err("the URL has an invalid port"),
         _ => Ok(()),
     }
 }
@@ -311,9 +279,7 @@ fn parse_listen(text: &str) -> Option<SocketAddr> {
 
 /// Whether `s` is a valid separator: 1–3 chars of `[A-Za-z0-9_-]`, at least one `_` or `-`.
 fn is_valid_separator(s: &str) -> bool {
-    (1..=3).contains(&s.chars().count())
-        && is_simple_name(s)
-        && s.chars().any(|c| c == '_' || c == '-')
+    (1..=3).contains(&s.chars().count()) && is_simple_name(s) && s.chars().any(|c| c == '_' || c == '-')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,11 +326,7 @@ struct Validator<'e> {
 
 impl<'e> Validator<'e> {
     fn new(env: &'e dyn EnvLookup) -> Self {
-        Self {
-            env,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        }
+        Self { env, errors: Vec::new(), warnings: Vec::new() }
     }
 
     fn error(&mut self, location: impl Into<String>, message: impl Into<String>) {
@@ -378,28 +340,19 @@ impl<'e> Validator<'e> {
     /// Warns that `key` (at `loc`) is not used.
     fn ignored(&mut self, loc: &str, key: &str) {
         let hint = ignored_hint(key);
-        self.warn(
-            loc,
-            format!("key '{key}' is not used by mcpmux and was ignored{hint}"),
-        );
+        self.warn(loc, format!("key '{key}' is not used by mcpmux and was ignored{hint}"));
     }
 
     /// Validates the whole document.
     fn run(mut self, doc: &Value) -> Result<Config, ConfigError> {
         let Some(root) = doc.as_object() else {
             let found = describe(doc);
-            self.error(
-                "",
-                format!("the document must be an object with an `mcpServers` key, found {found}"),
-            );
+            self.error("", format!("the document must be an object with an `mcpServers` key, found {found}"));
             return Err(self.into_error());
         };
         let raw_servers = root.get("mcpServers").and_then(Value::as_object);
-        let overrides = root
-            .get("mcpmux")
-            .and_then(Value::as_object)
-            .and_then(|m| m.get("servers"))
-            .and_then(Value::as_object);
+        let overrides =
+            root.get("mcpmux").and_then(Value::as_object).and_then(|m| m.get("servers")).and_then(Value::as_object);
         let mut settings = Settings::default();
         let mut servers = BTreeMap::new();
         for (key, value) in root {
@@ -419,26 +372,14 @@ impl<'e> Validator<'e> {
     }
 
     fn into_error(self) -> ConfigError {
-        ConfigError {
-            source_path: None,
-            problems: self.errors,
-        }
+        ConfigError { source_path: None, problems: self.errors }
     }
 
-    fn finish(
-        self,
-        settings: Settings,
-        servers: BTreeMap<String, ServerConfig>,
-    ) -> Result<Config, ConfigError> {
+    fn finish(self, settings: Settings, servers: BTreeMap<String, ServerConfig>) -> Result<Config, ConfigError> {
         if !self.errors.is_empty() {
             return Err(self.into_error());
         }
-        Ok(Config {
-            settings,
-            servers,
-            warnings: self.warnings,
-            source: None,
-        })
+        Ok(Config { settings, servers, warnings: self.warnings, source: None })
     }
 
     fn missing_servers(&mut self, root: &Map<String, Value>) {
@@ -447,10 +388,7 @@ impl<'e> Validator<'e> {
         } else {
             ""
         };
-        self.error(
-            "",
-            format!("the required key `mcpServers` is missing{hint}"),
-        );
+        self.error("", format!("the required key `mcpServers` is missing{hint}"));
     }
 
     /// Uses `MCPMUX_AUTH_TOKEN` when the file sets neither `authToken` nor `authTokenFile`.
@@ -493,10 +431,7 @@ impl<'e> Validator<'e> {
         match value {
             Value::Object(map) => Some(map),
             other => {
-                self.error(
-                    loc,
-                    format!("expected an object, found {}", describe(other)),
-                );
+                self.error(loc, format!("expected an object, found {}", describe(other)));
                 None
             }
         }
@@ -517,10 +452,7 @@ impl<'e> Validator<'e> {
             Value::String(s) => Some(s),
             Value::Number(_) | Value::Bool(_) => {
                 let found = describe(value);
-                self.error(
-                    loc,
-                    format!("expected a string, found {found} (put it in quotes)"),
-                );
+                self.error(loc, format!("expected a string, found {found} (put it in quotes)"));
                 None
             }
             other => {
@@ -603,20 +535,13 @@ impl<'e> Validator<'e> {
     // --- servers ---------------------------------------------------------------------------
 
     /// Walks `mcpServers`.
-    fn servers(
-        &mut self,
-        value: &Value,
-        overrides: Option<&Map<String, Value>>,
-    ) -> BTreeMap<String, ServerConfig> {
+    fn servers(&mut self, value: &Value, overrides: Option<&Map<String, Value>>) -> BTreeMap<String, ServerConfig> {
         let mut out = BTreeMap::new();
         let Some(entries) = self.object("mcpServers", value) else {
             return out;
         };
         if entries.is_empty() {
-            self.warn(
-                "mcpServers",
-                "no servers are configured; mcpmux will serve an empty catalog",
-            );
+            self.warn("mcpServers", "no servers are configured; mcpmux will serve an empty catalog");
         }
         for (name, entry) in entries {
             let over = overrides.and_then(|o| o.get(name));
@@ -638,12 +563,7 @@ impl<'e> Validator<'e> {
             None => None,
         };
         let kind = self.transport(&loc, entry);
-        let e = Entry {
-            loc,
-            over_loc,
-            over,
-            kind,
-        };
+        let e = Entry { loc, over_loc, over, kind };
         let mut fields = Fields::default();
         let mut own = OwnKeys::default();
         for (key, value) in entry {
@@ -685,11 +605,7 @@ impl<'e> Validator<'e> {
     }
 
     /// Reads `transport` and `type`; `Err` when either is invalid or they disagree.
-    fn explicit_transport(
-        &mut self,
-        loc: &str,
-        entry: &Map<String, Value>,
-    ) -> Result<Option<Kind>, ()> {
+    fn explicit_transport(&mut self, loc: &str, entry: &Map<String, Value>) -> Result<Option<Kind>, ()> {
         let mut chosen: Option<(&str, Kind)> = None;
         let mut failed = false;
         for key in ["transport", "type"] {
@@ -718,21 +634,11 @@ impl<'e> Validator<'e> {
                 (Ok(kind), _) => chosen = Some((key, kind)),
             }
         }
-        if failed {
-            Err(())
-        } else {
-            Ok(chosen.map(|(_, kind)| kind))
-        }
+        if failed { Err(()) } else { Ok(chosen.map(|(_, kind)| kind)) }
     }
 
     /// Checks that a declared transport has the right address key.
-    fn check_declared(
-        &mut self,
-        loc: &str,
-        kind: Kind,
-        has_command: bool,
-        has_url: bool,
-    ) -> Option<Kind> {
+    fn check_declared(&mut self, loc: &str, kind: Kind, has_command: bool, has_url: bool) -> Option<Kind> {
         let name = kind.name();
         let (needed, wrong) = match kind {
             Kind::Stdio => ("command", "url"),
@@ -764,10 +670,7 @@ impl<'e> Validator<'e> {
             (true, false) => Some(Kind::Stdio),
             (false, true) => Some(Kind::Remote(RemoteKind::Auto)),
             (true, true) => {
-                self.error(
-                    loc,
-                    "has both `command` (stdio) and `url` (remote); a server uses one transport",
-                );
+                self.error(loc, "has both `command` (stdio) and `url` (remote); a server uses one transport");
                 None
             }
             (false, false) => {
@@ -776,24 +679,14 @@ impl<'e> Validator<'e> {
                     .find(|k| entry.contains_key(*k))
                     .map(|k| format!("; `{k}` is not read by mcpmux, rename it to `url`"))
                     .unwrap_or_default();
-                self.error(
-                    loc,
-                    format!("needs either `command` (stdio) or `url` (remote){hint}"),
-                );
+                self.error(loc, format!("needs either `command` (stdio) or `url` (remote){hint}"));
                 None
             }
         }
     }
 
     /// Handles one key of an entry.
-    fn server_key(
-        &mut self,
-        e: &Entry<'_>,
-        key: &str,
-        value: &Value,
-        fields: &mut Fields,
-        own: &mut OwnKeys,
-    ) {
+    fn server_key(&mut self, e: &Entry<'_>, key: &str, value: &Value, fields: &mut Fields, own: &mut OwnKeys) {
         let loc = child(&e.loc, key);
         let remote = matches!(e.kind, Some(Kind::Remote(_)));
         let stdio = e.kind == Some(Kind::Stdio);
@@ -801,14 +694,10 @@ impl<'e> Validator<'e> {
             "transport" | "type" => {}
             "command" => fields.command = self.non_empty(&loc, value),
             "url" => fields.url = self.url(&loc, value),
-            "args" | "env" | "cwd" if remote => self.warn(
-                loc,
-                format!("key '{key}' only applies to stdio servers and was ignored"),
-            ),
-            "headers" if stdio => self.warn(
-                loc,
-                format!("key '{key}' only applies to remote servers and was ignored"),
-            ),
+            "args" | "env" | "cwd" if remote => {
+                self.warn(loc, format!("key '{key}' only applies to stdio servers and was ignored"))
+            }
+            "headers" if stdio => self.warn(loc, format!("key '{key}' only applies to remote servers and was ignored")),
             "args" => fields.args = self.args(&loc, value),
             "env" => fields.env = self.env_map(&loc, value),
             "cwd" => fields.cwd = self.non_empty(&loc, value).map(PathBuf::from),
@@ -816,12 +705,7 @@ impl<'e> Validator<'e> {
             _ if OWN_SERVER_KEYS.contains(&key) => match e.over {
                 Some(over) if over.contains_key(key) => {
                     let other = child(&e.over_loc, key);
-                    self.error(
-                        loc,
-                        format!(
-                            "`{key}` is set both here and at {other}; set it in one place only"
-                        ),
-                    );
+                    self.error(loc, format!("`{key}` is set both here and at {other}; set it in one place only"));
                 }
                 _ => self.own_key(&loc, key, value, own),
             },
@@ -869,8 +753,7 @@ impl<'e> Validator<'e> {
             return None;
         }
         if !is_simple_name(text) {
-            let message =
-                format!("must contain only ASCII letters, digits, '_' and '-', found '{text}'");
+            let message = format!("must contain only ASCII letters, digits, '_' and '-', found '{text}'");
             self.error(loc, message);
             return None;
         }
@@ -882,11 +765,7 @@ impl<'e> Validator<'e> {
         let Some(items) = self.array(loc, value) else {
             return Vec::new();
         };
-        items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, arg)| self.expanded(&item(loc, i), arg))
-            .collect()
+        items.iter().enumerate().filter_map(|(i, arg)| self.expanded(&item(loc, i), arg)).collect()
     }
 
     /// `env`: an object whose values are strings (expanded), numbers or booleans.
@@ -898,10 +777,7 @@ impl<'e> Validator<'e> {
         for (name, value) in vars {
             let vloc = child(loc, name);
             if name.is_empty() || name.contains(['=', '\0']) {
-                self.error(
-                    vloc,
-                    "an environment variable name must be non-empty and cannot contain '=' or NUL",
-                );
+                self.error(vloc, "an environment variable name must be non-empty and cannot contain '=' or NUL");
                 continue;
             }
             let text = match value {
@@ -909,10 +785,7 @@ impl<'e> Validator<'e> {
                 Value::Number(n) => Some(n.to_string()),
                 Value::Bool(b) => Some(b.to_string()),
                 other => {
-                    self.error(
-                        vloc,
-                        format!("expected a string, found {}", describe(other)),
-                    );
+                    self.error(vloc, format!("expected a string, found {}", describe(other)));
                     None
                 }
             };
@@ -944,20 +817,14 @@ impl<'e> Validator<'e> {
         for (name, value) in headers {
             let hloc = child(loc, name);
             if !is_header_name(name) {
-                self.error(
-                    hloc,
-                    "invalid header name; use ASCII letters, digits and !#$%&'*+-.^_`|~",
-                );
+                self.error(hloc, "invalid header name; use ASCII letters, digits and !#$%&'*+-.^_`|~");
                 continue;
             }
             let Some(text) = self.expanded(&hloc, value) else {
                 continue;
             };
             if text.contains(['\r', '\n', '\0']) {
-                self.error(
-                    hloc,
-                    "the header value contains a line break or NUL character",
-                );
+                self.error(hloc, "the header value contains a line break or NUL character");
                 continue;
             }
             out.insert(name.clone(), Secret::new(text));
@@ -996,10 +863,9 @@ impl<'e> Validator<'e> {
             "pageSize" => set(&mut s.page_size, self.page_size(loc, value)),
             "authToken" if obj.contains_key("authTokenFile") => {}
             "authToken" => s.auth_token = self.non_empty(loc, value).map(Secret::new),
-            "authTokenFile" if obj.contains_key("authToken") => self.error(
-                loc,
-                "`authToken` and `authTokenFile` are both set; keep only one",
-            ),
+            "authTokenFile" if obj.contains_key("authToken") => {
+                self.error(loc, "`authToken` and `authTokenFile` are both set; keep only one")
+            }
             "authTokenFile" => s.auth_token = self.token_file(loc, value),
             "allowedOrigins" => set(&mut s.allowed_origins, self.string_list(loc, value)),
             "allowedHosts" => set(&mut s.allowed_hosts, self.string_list(loc, value)),
@@ -1014,9 +880,10 @@ impl<'e> Validator<'e> {
         }
     }
 
+    /// `listen`, expanded (so `"0.0.0.0:${PORT:-8080}"` works like every other string value).
     fn listen(&mut self, loc: &str, value: &Value) -> Option<SocketAddr> {
-        let text = self.string(loc, value)?;
-        let addr = parse_listen(text);
+        let text = self.expanded(loc, value)?;
+        let addr = parse_listen(&text);
         if addr.is_none() {
             let message = format!(
                 "expected \"host:port\" with an IP address or localhost, like \"127.0.0.1:8080\"; \
@@ -1094,10 +961,7 @@ impl<'e> Validator<'e> {
         };
         for name in obj.keys() {
             if servers.is_some_and(|s| !s.contains_key(name)) {
-                self.error(
-                    child(loc, name),
-                    format!("there is no server named '{name}' in mcpServers"),
-                );
+                self.error(child(loc, name), format!("there is no server named '{name}' in mcpServers"));
             }
         }
     }
@@ -1119,11 +983,7 @@ fn build_transport(kind: Kind, fields: Fields) -> Option<TransportConfig> {
             env: fields.env,
             cwd: fields.cwd,
         }),
-        Kind::Remote(kind) => TransportConfig::Remote(RemoteConfig {
-            url: fields.url?,
-            kind,
-            headers: fields.headers,
-        }),
+        Kind::Remote(kind) => TransportConfig::Remote(RemoteConfig { url: fields.url?, kind, headers: fields.headers }),
     })
 }
 
@@ -1134,10 +994,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn load_with(text: &str, format: Format, pairs: &[(&str, &str)]) -> Config {
@@ -1195,9 +1052,7 @@ mod tests {
     }
 
     fn has(diags: &[Diagnostic], location: &str, needle: &str) -> bool {
-        diags
-            .iter()
-            .any(|d| d.location == location && d.message.contains(needle))
+        diags.iter().any(|d| d.location == location && d.message.contains(needle))
     }
 
     const FULL_JSON: &str = r#"{
@@ -1271,11 +1126,7 @@ mod tests {
       startupTimeoutMs = 100
     "#;
 
-    const FULL_ENV: [(&str, &str); 3] = [
-        ("MCPMUX_EXE", "/opt/mcpmux"),
-        ("KEY", "k"),
-        ("TOKEN", "t0k"),
-    ];
+    const FULL_ENV: [(&str, &str); 3] = [("MCPMUX_EXE", "/opt/mcpmux"), ("KEY", "k"), ("TOKEN", "t0k")];
 
     #[test]
     fn full_json_config() {
@@ -1297,10 +1148,7 @@ mod tests {
         let api = remote(&c, "api");
         assert_eq!(api.url, "https://example.com/mcp");
         assert_eq!(api.kind, RemoteKind::Auto);
-        assert_eq!(
-            api.headers.get("Authorization").map(Secret::expose),
-            Some("Bearer t0k")
-        );
+        assert_eq!(api.headers.get("Authorization").map(Secret::expose), Some("Bearer t0k"));
         assert!(server(&c, "api").disabled);
         assert_eq!(server(&c, "api").prefix, "api");
 
@@ -1353,8 +1201,7 @@ mod tests {
 
     #[test]
     fn default_demo_config_uses_the_running_executable() {
-        let text =
-            r#"{"mcpServers": {"notes": {"command": "${MCPMUX_EXE}", "args": ["demo", "notes"]}}}"#;
+        let text = r#"{"mcpServers": {"notes": {"command": "${MCPMUX_EXE}", "args": ["demo", "notes"]}}}"#;
         let c = load(text);
         let exe = std::env::current_exe().map(|p| p.to_string_lossy().into_owned());
         if let Ok(exe) = exe {
@@ -1377,14 +1224,8 @@ mod tests {
               "explicit": {"type": "stdio", "command": "x"}
             }}"#,
         );
-        assert!(matches!(
-            server(&c, "cmd").transport,
-            TransportConfig::Stdio(_)
-        ));
-        assert!(matches!(
-            server(&c, "explicit").transport,
-            TransportConfig::Stdio(_)
-        ));
+        assert!(matches!(server(&c, "cmd").transport, TransportConfig::Stdio(_)));
+        assert!(matches!(server(&c, "explicit").transport, TransportConfig::Stdio(_)));
         assert_eq!(remote(&c, "auto").kind, RemoteKind::Auto);
         assert_eq!(remote(&c, "sse").kind, RemoteKind::Sse);
         assert_eq!(remote(&c, "upper").kind, RemoteKind::Sse);
@@ -1406,36 +1247,16 @@ mod tests {
     #[test]
     fn transport_conflicts() {
         let cases = [
-            (
-                r#"{"command": "x", "url": "http://h"}"#,
-                "mcpServers.s",
-                "has both `command`",
-            ),
-            (
-                r#"{"args": ["a"]}"#,
-                "mcpServers.s",
-                "needs either `command` (stdio) or `url` (remote)",
-            ),
-            (
-                r#"{"httpUrl": "http://h"}"#,
-                "mcpServers.s",
-                "`httpUrl` is not read by mcpmux",
-            ),
+            (r#"{"command": "x", "url": "http://h"}"#, "mcpServers.s", "has both `command`"),
+            (r#"{"args": ["a"]}"#, "mcpServers.s", "needs either `command` (stdio) or `url` (remote)"),
+            (r#"{"httpUrl": "http://h"}"#, "mcpServers.s", "`httpUrl` is not read by mcpmux"),
             (
                 r#"{"type": "stdio", "command": "x", "url": "http://h"}"#,
                 "mcpServers.s.url",
                 "cannot be used with transport 'stdio'",
             ),
-            (
-                r#"{"type": "stdio"}"#,
-                "mcpServers.s",
-                "transport 'stdio' needs `command`",
-            ),
-            (
-                r#"{"type": "http"}"#,
-                "mcpServers.s",
-                "transport 'http' needs `url`",
-            ),
+            (r#"{"type": "stdio"}"#, "mcpServers.s", "transport 'stdio' needs `command`"),
+            (r#"{"type": "http"}"#, "mcpServers.s", "transport 'http' needs `url`"),
             (
                 r#"{"type": "sse", "command": "x", "url": "http://h"}"#,
                 "mcpServers.s.command",
@@ -1446,11 +1267,7 @@ mod tests {
                 "mcpServers.s.type",
                 "`type` says 'sse' but `transport` says 'http'",
             ),
-            (
-                r#"{"type": 3, "url": "http://h"}"#,
-                "mcpServers.s.type",
-                "expected a string, found a number",
-            ),
+            (r#"{"type": 3, "url": "http://h"}"#, "mcpServers.s.type", "expected a string, found a number"),
         ];
         for (entry, location, needle) in cases {
             let text = format!(r#"{{"mcpServers": {{"s": {entry}}}}}"#);
@@ -1470,15 +1287,7 @@ mod tests {
             }"#,
         );
         let locations: Vec<&str> = p.iter().map(|d| d.location.as_str()).collect();
-        assert_eq!(
-            locations,
-            [
-                "mcpServers.a.args[1]",
-                "mcpServers.b.url",
-                "mcpmux.pageSize"
-            ],
-            "{p:#?}"
-        );
+        assert_eq!(locations, ["mcpServers.a.args[1]", "mcpServers.b.url", "mcpmux.pageSize"], "{p:#?}");
         assert!(p[0].message.contains("expected a string, found a number"));
         assert!(p[1].message.contains("http:// or https://"));
         assert!(p[2].message.contains("positive integer"));
@@ -1505,10 +1314,7 @@ mod tests {
         assert_eq!(p.len(), expected.len(), "{p:#?}");
         for ((location, var), d) in expected.iter().zip(&p) {
             assert_eq!(d.location, *location);
-            assert_eq!(
-                d.message,
-                format!("variable {var} is not set and has no default")
-            );
+            assert_eq!(d.message, format!("variable {var} is not set and has no default"));
         }
         assert_eq!(
             p[7].to_string(),
@@ -1545,29 +1351,13 @@ mod tests {
           "mcpmux": {"authToken": "${SECRET}", "unknownKey": "s3cr3t"}
         }"#;
         let p = problems_with(text, Format::Json, &[("SECRET", "s3cr3t")]);
-        assert!(has(
-            &p,
-            "mcpServers.api.headers.Authorization",
-            "UNSET_TOKEN"
-        ));
+        assert!(has(&p, "mcpServers.api.headers.Authorization", "UNSET_TOKEN"));
         assert!(has(&p, "mcpServers.api.headers.X-Injected", "line break"));
-        assert!(has(
-            &p,
-            "mcpServers.api.headers[\"X-Bad name\"]",
-            "invalid header name"
-        ));
+        assert!(has(&p, "mcpServers.api.headers[\"X-Bad name\"]", "invalid header name"));
         assert!(has(&p, "mcpServers.bad-url.url", "http:// or https://"));
         assert!(has(&p, "mcpServers.child.env.B", "UNSET_TOKEN"));
-        assert!(has(
-            &p,
-            "mcpServers.child.env.C",
-            "invalid variable reference"
-        ));
-        assert!(has(
-            &p,
-            "mcpServers.child.env.D",
-            "expected a string, found an array"
-        ));
+        assert!(has(&p, "mcpServers.child.env.C", "invalid variable reference"));
+        assert!(has(&p, "mcpServers.child.env.D", "expected a string, found an array"));
         for d in &p {
             assert!(!d.to_string().contains("s3cr3t"), "leaked: {d}");
         }
@@ -1606,16 +1396,10 @@ mod tests {
         }"#;
         let c = load(text);
         let w = &c.warnings;
-        assert!(has(
-            w,
-            "inputs",
-            "key 'inputs' is not used by mcpmux and was ignored"
-        ));
+        assert!(has(w, "inputs", "key 'inputs' is not used by mcpmux and was ignored"));
         assert!(!w.iter().any(|d| d.location == "$schema"));
         assert_eq!(
-            w.iter()
-                .find(|d| d.location == "mcpServers.x.timeout")
-                .map(ToString::to_string),
+            w.iter().find(|d| d.location == "mcpServers.x.timeout").map(ToString::to_string),
             Some(
                 "mcpServers.x.timeout: key 'timeout' is not used by mcpmux and was ignored \
                  (mcpmux uses `requestTimeoutMs`)"
@@ -1637,10 +1421,7 @@ mod tests {
             "enabled",
         ] {
             let location = format!("mcpServers.x.{key}");
-            assert!(
-                has(w, &location, &format!("key '{key}' is not used by mcpmux")),
-                "{key}"
-            );
+            assert!(has(w, &location, &format!("key '{key}' is not used by mcpmux")), "{key}");
         }
         assert!(has(w, "mcpServers.r.args", "only applies to stdio servers"));
         assert!(has(w, "mcpServers.r.cwd", "only applies to stdio servers"));
@@ -1650,24 +1431,15 @@ mod tests {
 
     #[test]
     fn warnings_are_in_document_order() {
-        let c = load(
-            r#"{"zeta": 1, "mcpServers": {"b": {"command": "x", "z": 1, "a": 2}}, "alpha": 1}"#,
-        );
+        let c = load(r#"{"zeta": 1, "mcpServers": {"b": {"command": "x", "z": 1, "a": 2}}, "alpha": 1}"#);
         let locations: Vec<&str> = c.warnings.iter().map(|d| d.location.as_str()).collect();
-        assert_eq!(
-            locations,
-            ["zeta", "mcpServers.b.z", "mcpServers.b.a", "alpha"]
-        );
+        assert_eq!(locations, ["zeta", "mcpServers.b.z", "mcpServers.b.a", "alpha"]);
     }
 
     #[test]
     fn server_names() {
         let c = load(r#"{"mcpServers": {"my server": {"command": "x"}}}"#);
-        assert!(has(
-            &c.warnings,
-            "mcpServers[\"my server\"]",
-            "characters other than"
-        ));
+        assert!(has(&c.warnings, "mcpServers[\"my server\"]", "characters other than"));
         assert_eq!(server(&c, "my server").prefix, "my server");
         let p = problems(r#"{"mcpServers": {"": {"command": "x"}}}"#);
         assert_one(&p, "mcpServers[\"\"]", "must not be empty");
@@ -1680,14 +1452,9 @@ mod tests {
         let p = problems(r#"{"mcpServers": {"a": {"command": "x", "prefix": ""}}}"#);
         assert_one(&p, "mcpServers.a.prefix", "must not be empty");
 
-        let p = problems(
-            r#"{"mcpServers": {"one": {"command": "x", "prefix": "shared"}, "shared": {"url": "http://h"}}}"#,
-        );
-        assert_one(
-            &p,
-            "mcpServers.shared",
-            "servers 'one' and 'shared' both use the prefix 'shared'",
-        );
+        let p =
+            problems(r#"{"mcpServers": {"one": {"command": "x", "prefix": "shared"}, "shared": {"url": "http://h"}}}"#);
+        assert_one(&p, "mcpServers.shared", "servers 'one' and 'shared' both use the prefix 'shared'");
 
         let c = load(
             r#"{"mcpServers": {"one": {"command": "x", "prefix": "shared", "disabled": true}, "shared": {"url": "http://h"}}}"#,
@@ -1710,15 +1477,8 @@ mod tests {
         assert_eq!(a.prefix, "pa");
         assert_eq!(a.request_timeout, Some(Duration::from_millis(10)));
         assert!(a.disabled);
-        assert_eq!(
-            server(&c, "b").startup_timeout,
-            Some(Duration::from_millis(20))
-        );
-        assert_one(
-            &c.warnings,
-            "mcpmux.servers.a.extra",
-            "not a per-server setting",
-        );
+        assert_eq!(server(&c, "b").startup_timeout, Some(Duration::from_millis(20)));
+        assert_one(&c.warnings, "mcpmux.servers.a.extra", "not a per-server setting");
     }
 
     #[test]
@@ -1741,19 +1501,10 @@ mod tests {
             }"#,
         );
         assert_eq!(p.len(), 2, "{p:#?}");
-        assert!(has(
-            &p,
-            "mcpmux.servers.a.requestTimeoutMs",
-            "expected a positive integer, found a string"
-        ));
-        assert!(has(
-            &p,
-            "mcpmux.servers.ghost",
-            "there is no server named 'ghost' in mcpServers"
-        ));
+        assert!(has(&p, "mcpmux.servers.a.requestTimeoutMs", "expected a positive integer, found a string"));
+        assert!(has(&p, "mcpmux.servers.ghost", "there is no server named 'ghost' in mcpServers"));
 
-        let p =
-            problems(r#"{"mcpServers": {"a": {"command": "x"}}, "mcpmux": {"servers": {"a": 1}}}"#);
+        let p = problems(r#"{"mcpServers": {"a": {"command": "x"}}, "mcpmux": {"servers": {"a": 1}}}"#);
         assert_one(&p, "mcpmux.servers.a", "expected an object, found a number");
     }
 
@@ -1763,21 +1514,9 @@ mod tests {
             r#"{"mcpServers": {"a": {"command": "x", "disabled": "yes", "startupTimeoutMs": -1, "requestTimeoutMs": 1.5}}}"#,
         );
         assert_eq!(p.len(), 3, "{p:#?}");
-        assert!(has(
-            &p,
-            "mcpServers.a.disabled",
-            "expected true or false, found a string"
-        ));
-        assert!(has(
-            &p,
-            "mcpServers.a.startupTimeoutMs",
-            "must be a positive integer, found -1"
-        ));
-        assert!(has(
-            &p,
-            "mcpServers.a.requestTimeoutMs",
-            "expected an integer, found 1.5"
-        ));
+        assert!(has(&p, "mcpServers.a.disabled", "expected true or false, found a string"));
+        assert!(has(&p, "mcpServers.a.startupTimeoutMs", "must be a positive integer, found -1"));
+        assert!(has(&p, "mcpServers.a.requestTimeoutMs", "expected an integer, found 1.5"));
     }
 
     #[test]
@@ -1813,14 +1552,9 @@ mod tests {
 
     #[test]
     fn env_numbers_and_booleans_become_text() {
-        let c = load(
-            r#"{"mcpServers": {"a": {"command": "x", "env": {"N": 42, "F": 1.5, "T": false}}}}"#,
-        );
+        let c = load(r#"{"mcpServers": {"a": {"command": "x", "env": {"N": 42, "F": 1.5, "T": false}}}}"#);
         assert!(c.warnings.is_empty());
-        assert_eq!(
-            stdio(&c, "a").env,
-            env(&[("N", "42"), ("F", "1.5"), ("T", "false")])
-        );
+        assert_eq!(stdio(&c, "a").env, env(&[("N", "42"), ("F", "1.5"), ("T", "false")]));
     }
 
     #[test]
@@ -1866,11 +1600,7 @@ mod tests {
         assert_eq!(headers.get("X-Key").map(Secret::expose), Some("kv"));
         assert_eq!(headers.get("Plain").map(Secret::expose), Some("v"));
         let p = problems(r#"{"mcpServers": {"a": {"url": "http://h", "headers": {"X": 1}}}}"#);
-        assert_one(
-            &p,
-            "mcpServers.a.headers.X",
-            "expected a string, found a number",
-        );
+        assert_one(&p, "mcpServers.a.headers.X", "expected a string, found a number");
     }
 
     #[test]
@@ -1880,32 +1610,33 @@ mod tests {
             ("0.0.0.0:80", SocketAddr::from(([0, 0, 0, 0], 80))),
             ("localhost:9000", SocketAddr::from(([127, 0, 0, 1], 9000))),
             ("LocalHost:1", SocketAddr::from(([127, 0, 0, 1], 1))),
-            (
-                "[::1]:8080",
-                SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 8080)),
-            ),
+            ("[::1]:8080", SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 8080))),
         ];
         for (text, addr) in cases {
             assert_eq!(parse_listen(text), Some(addr), "{text}");
-            let c = load(&format!(
-                r#"{{"mcpServers": {{}}, "mcpmux": {{"listen": "{text}"}}}}"#
-            ));
+            let c = load(&format!(r#"{{"mcpServers": {{}}, "mcpmux": {{"listen": "{text}"}}}}"#));
             assert_eq!(c.settings.listen, addr, "{text}");
         }
-        for bad in [
-            "8080",
-            "localhost",
-            "localhost:99999",
-            "example.com:80",
-            ":80",
-            "127.0.0.1",
-        ] {
+        for bad in ["8080", "localhost", "localhost:99999", "example.com:80", ":80", "127.0.0.1"] {
             assert_eq!(parse_listen(bad), None, "{bad}");
         }
         let p = problems(r#"{"mcpServers": {}, "mcpmux": {"listen": "example.com:80"}}"#);
         assert_one(&p, "mcpmux.listen", "found 'example.com:80'");
         let p = problems(r#"{"mcpServers": {}, "mcpmux": {"listen": 8080}}"#);
         assert_one(&p, "mcpmux.listen", "expected a string, found a number");
+    }
+
+    #[test]
+    fn listen_is_expanded() {
+        let text = r#"{"mcpServers": {}, "mcpmux": {"listen": "${HOST:-127.0.0.1}:${PORT:-8080}"}}"#;
+        let c = load(text);
+        assert_eq!(c.settings.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let c = load_with(text, Format::Json, &[("HOST", "0.0.0.0"), ("PORT", "9")]);
+        assert_eq!(c.settings.listen, SocketAddr::from(([0, 0, 0, 0], 9)));
+        let p = problems(r#"{"mcpServers": {}, "mcpmux": {"listen": "127.0.0.1:${PORT}"}}"#);
+        assert_one(&p, "mcpmux.listen", "variable PORT is not set");
+        let p = problems_with(text, Format::Json, &[("PORT", "http")]);
+        assert_one(&p, "mcpmux.listen", "found '127.0.0.1:http'");
     }
 
     #[test]
@@ -1931,19 +1662,10 @@ mod tests {
         let expected = [
             ("mcpmux.pageSize", "must be at most 10000, found 10001"),
             ("mcpmux.maxBodyBytes", "must be a positive integer, found 0"),
-            (
-                "mcpmux.maxMessageBytes",
-                "expected a positive integer, found a string",
-            ),
-            (
-                "mcpmux.sessionIdleTimeoutMs",
-                "must be a positive integer, found -5",
-            ),
+            ("mcpmux.maxMessageBytes", "expected a positive integer, found a string"),
+            ("mcpmux.sessionIdleTimeoutMs", "must be a positive integer, found -5"),
             ("mcpmux.requestTimeoutMs", "expected an integer, found 2.5"),
-            (
-                "mcpmux.allowUnauthenticated",
-                "expected true or false, found a number",
-            ),
+            ("mcpmux.allowUnauthenticated", "expected true or false, found a number"),
         ];
         assert_eq!(p.len(), expected.len(), "{p:#?}");
         for ((location, needle), d) in expected.iter().zip(&p) {
@@ -1956,18 +1678,9 @@ mod tests {
 
     #[test]
     fn string_list_settings() {
-        let p = problems(
-            r#"{"mcpServers": {}, "mcpmux": {"allowedOrigins": ["ok", "", 3], "allowedHosts": "h"}}"#,
-        );
+        let p = problems(r#"{"mcpServers": {}, "mcpmux": {"allowedOrigins": ["ok", "", 3], "allowedHosts": "h"}}"#);
         let locations: Vec<&str> = p.iter().map(|d| d.location.as_str()).collect();
-        assert_eq!(
-            locations,
-            [
-                "mcpmux.allowedOrigins[1]",
-                "mcpmux.allowedOrigins[2]",
-                "mcpmux.allowedHosts"
-            ]
-        );
+        assert_eq!(locations, ["mcpmux.allowedOrigins[1]", "mcpmux.allowedOrigins[2]", "mcpmux.allowedHosts"]);
     }
 
     /// A temp file with a unique name, removed on drop.
@@ -1978,10 +1691,7 @@ mod tests {
             let name = format!(
                 "mcpmux-config-test-{}-{:?}-{tag}",
                 std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_nanos()
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
             );
             let path = std::env::temp_dir().join(name);
             if let Err(e) = std::fs::write(&path, content) {
@@ -2004,41 +1714,25 @@ mod tests {
     #[test]
     fn auth_token_file() {
         let file = TempFile::new("token", "  tok en \r\n\n");
-        let text = format!(
-            r#"{{"mcpServers": {{}}, "mcpmux": {{"authTokenFile": {}}}}}"#,
-            file.path_json()
-        );
+        let text = format!(r#"{{"mcpServers": {{}}, "mcpmux": {{"authTokenFile": {}}}}}"#, file.path_json());
         let c = load_with(&text, Format::Json, &[("MCPMUX_AUTH_TOKEN", "from-env")]);
-        assert_eq!(
-            c.settings.auth_token.as_ref().map(Secret::expose),
-            Some("  tok en")
-        );
+        assert_eq!(c.settings.auth_token.as_ref().map(Secret::expose), Some("  tok en"));
 
         let empty = TempFile::new("empty", " \n");
-        let text = format!(
-            r#"{{"mcpServers": {{}}, "mcpmux": {{"authTokenFile": {}}}}}"#,
-            empty.path_json()
-        );
+        let text = format!(r#"{{"mcpServers": {{}}, "mcpmux": {{"authTokenFile": {}}}}}"#, empty.path_json());
         assert_one(&problems(&text), "mcpmux.authTokenFile", "is empty");
 
-        let missing =
-            std::env::temp_dir().join(format!("mcpmux-no-such-token-{}", std::process::id()));
+        let missing = std::env::temp_dir().join(format!("mcpmux-no-such-token-{}", std::process::id()));
         let text = format!(
             r#"{{"mcpServers": {{}}, "mcpmux": {{"authTokenFile": {}}}}}"#,
             Value::String(missing.to_string_lossy().into_owned())
         );
-        assert_one(
-            &problems(&text),
-            "mcpmux.authTokenFile",
-            "cannot read the token file",
-        );
+        assert_one(&problems(&text), "mcpmux.authTokenFile", "cannot read the token file");
     }
 
     #[test]
     fn auth_token_and_file_together_is_an_error() {
-        let p = problems(
-            r#"{"mcpServers": {}, "mcpmux": {"authToken": "a", "authTokenFile": "/nonexistent"}}"#,
-        );
+        let p = problems(r#"{"mcpServers": {}, "mcpmux": {"authToken": "a", "authTokenFile": "/nonexistent"}}"#);
         assert_one(&p, "mcpmux.authTokenFile", "both set");
     }
 
@@ -2046,26 +1740,12 @@ mod tests {
     fn auth_token_from_environment() {
         let vars = [("MCPMUX_AUTH_TOKEN", "env-token")];
         let c = load_with(r#"{"mcpServers": {}}"#, Format::Json, &vars);
-        assert_eq!(
-            c.settings.auth_token.as_ref().map(Secret::expose),
-            Some("env-token")
-        );
+        assert_eq!(c.settings.auth_token.as_ref().map(Secret::expose), Some("env-token"));
 
-        let c = load_with(
-            r#"{"mcpServers": {}, "mcpmux": {"authToken": "file"}}"#,
-            Format::Json,
-            &vars,
-        );
-        assert_eq!(
-            c.settings.auth_token.as_ref().map(Secret::expose),
-            Some("file")
-        );
+        let c = load_with(r#"{"mcpServers": {}, "mcpmux": {"authToken": "file"}}"#, Format::Json, &vars);
+        assert_eq!(c.settings.auth_token.as_ref().map(Secret::expose), Some("file"));
 
-        let c = load_with(
-            r#"{"mcpServers": {}}"#,
-            Format::Json,
-            &[("MCPMUX_AUTH_TOKEN", "")],
-        );
+        let c = load_with(r#"{"mcpServers": {}}"#, Format::Json, &[("MCPMUX_AUTH_TOKEN", "")]);
         assert_eq!(c.settings.auth_token, None);
         assert_eq!(load(r#"{"mcpServers": {}}"#).settings.auth_token, None);
 
@@ -2078,33 +1758,13 @@ mod tests {
         let c = load(r#"{"mcpServers": {}}"#);
         assert_one(&c.warnings, "mcpServers", "no servers are configured");
 
-        assert_one(
-            &problems("[]"),
-            "",
-            "must be an object with an `mcpServers` key, found an array",
-        );
-        assert_one(
-            &problems("{}"),
-            "",
-            "the required key `mcpServers` is missing",
-        );
+        assert_one(&problems("[]"), "", "must be an object with an `mcpServers` key, found an array");
+        assert_one(&problems("{}"), "", "the required key `mcpServers` is missing");
         let p = problems(r#"{"servers": {"a": {"command": "x"}}}"#);
         assert_one(&p, "", "rename it to `mcpServers`");
-        assert_one(
-            &problems(r#"{"mcpServers": []}"#),
-            "mcpServers",
-            "expected an object, found an array",
-        );
-        assert_one(
-            &problems(r#"{"mcpServers": {}, "mcpmux": 1}"#),
-            "mcpmux",
-            "expected an object",
-        );
-        assert_one(
-            &problems(r#"{"mcpServers": {"a": "x"}}"#),
-            "mcpServers.a",
-            "expected an object, found a string",
-        );
+        assert_one(&problems(r#"{"mcpServers": []}"#), "mcpServers", "expected an object, found an array");
+        assert_one(&problems(r#"{"mcpServers": {}, "mcpmux": 1}"#), "mcpmux", "expected an object");
+        assert_one(&problems(r#"{"mcpServers": {"a": "x"}}"#), "mcpServers.a", "expected an object, found a string");
         assert_one(&problems("  \n"), "", "the file is empty");
     }
 
@@ -2113,21 +1773,13 @@ mod tests {
         let p = problems("{\n  \"mcpServers\": {,}\n}");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].location, "line 2, column 18");
-        assert!(
-            p[0].message.starts_with("invalid JSON: "),
-            "{}",
-            p[0].message
-        );
+        assert!(p[0].message.starts_with("invalid JSON: "), "{}", p[0].message);
         assert!(!p[0].message.contains(" at line "), "{}", p[0].message);
     }
 
     #[test]
     fn toml_syntax_error_location() {
-        let p = problems_with(
-            "[mcpServers.a]\ncommand = \"x\"\nargs = [1,\n",
-            Format::Toml,
-            &[],
-        );
+        let p = problems_with("[mcpServers.a]\ncommand = \"x\"\nargs = [1,\n", Format::Toml, &[]);
         assert_eq!(p.len(), 1, "{p:#?}");
         assert!(p[0].location.starts_with("line "), "{p:#?}");
         assert!(p[0].message.starts_with("invalid TOML: "), "{p:#?}");
@@ -2152,12 +1804,10 @@ mod tests {
             &[],
         );
         assert_one(&c.warnings, "mcpServers.a.extra", "not used");
-        let value = toml_to_json(toml::Value::Datetime(
-            match "1979-05-27T07:32:00Z".parse() {
-                Ok(d) => d,
-                Err(e) => panic!("{e}"),
-            },
-        ));
+        let value = toml_to_json(toml::Value::Datetime(match "1979-05-27T07:32:00Z".parse() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        }));
         assert_eq!(value, Value::String("1979-05-27T07:32:00Z".into()));
     }
 
@@ -2192,10 +1842,7 @@ mod tests {
             Err(e) => panic!("{:#?}", e.problems),
         };
         assert_eq!(c.source.as_deref(), Some(file.0.as_path()));
-        assert!(matches!(
-            server(&c, "a").transport,
-            TransportConfig::Stdio(_)
-        ));
+        assert!(matches!(server(&c, "a").transport, TransportConfig::Stdio(_)));
 
         let bad = TempFile::new("bad.json", "{\"mcpServers\": {\"a\": {}}}");
         match load_file(&bad.0, &env(&[])) {
@@ -2207,8 +1854,7 @@ mod tests {
             }
         }
 
-        let missing =
-            std::env::temp_dir().join(format!("mcpmux-missing-{}.json", std::process::id()));
+        let missing = std::env::temp_dir().join(format!("mcpmux-missing-{}.json", std::process::id()));
         match load_file(&missing, &env(&[])) {
             Ok(c) => panic!("should fail: {c:#?}"),
             Err(e) => {

@@ -220,9 +220,7 @@ pub struct ConfigError {
 }
 
 fn source_suffix(p: &Option<PathBuf>) -> String {
-    p.as_ref()
-        .map(|p| format!(" in {}", p.display()))
-        .unwrap_or_default()
+    p.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default()
 }
 
 impl Config {

@@ -8,8 +8,8 @@ use serde_json::{Map, Number, Value, json};
 use tokio::time::Instant;
 
 use super::util::{
-    INTERNAL_ERROR, RpcError, RpcResult, completion, optional_int, required_int, required_number,
-    required_str, rfc3339, tool_error, tool_structured, tool_text, unix_now,
+    INTERNAL_ERROR, RpcError, RpcResult, completion, optional_int, required_int, required_number, required_str,
+    rfc3339, tool_error, tool_structured, tool_text, unix_now,
 };
 use super::{CompletionRef, Ctx, LogLevel};
 
@@ -29,18 +29,9 @@ const MAX_SLEEP_MS: i64 = 60_000;
 const SLEEP_STEPS: u64 = 10;
 
 /// Completion suggestions.
-const OFFSET_SUGGESTIONS: &[&str] = &[
-    "-480", "-420", "-360", "-300", "-180", "0", "60", "120", "330", "480", "540", "600",
-];
-const FOCUS_SUGGESTIONS: &[&str] = &[
-    "deep work",
-    "errands",
-    "exercise",
-    "family",
-    "learning",
-    "meetings",
-    "rest",
-];
+const OFFSET_SUGGESTIONS: &[&str] =
+    &["-480", "-420", "-360", "-300", "-180", "0", "60", "120", "330", "480", "540", "600"];
+const FOCUS_SUGGESTIONS: &[&str] = &["deep work", "errands", "exercise", "family", "learning", "meetings", "rest"];
 
 #[derive(Debug)]
 pub(super) struct Clock {
@@ -155,17 +146,10 @@ pub(super) fn prompts() -> Vec<Value> {
 
 impl Clock {
     pub(super) fn new() -> Self {
-        Self {
-            started: Instant::now(),
-        }
+        Self { started: Instant::now() }
     }
 
-    pub(super) async fn call_tool(
-        &self,
-        ctx: &mut Ctx<'_>,
-        name: &str,
-        args: &Map<String, Value>,
-    ) -> RpcResult {
+    pub(super) async fn call_tool(&self, ctx: &mut Ctx<'_>, name: &str, args: &Map<String, Value>) -> RpcResult {
         match name {
             "now" => {
                 let offset = optional_int(
@@ -181,9 +165,7 @@ impl Clock {
                 let a = required_number(args, "a", "tool 'add'")?;
                 let b = required_number(args, "b", "tool 'add'")?;
                 let Some(sum) = add(a, b) else {
-                    return Ok(tool_error(format!(
-                        "The sum of {a} and {b} is not a finite number."
-                    )));
+                    return Ok(tool_error(format!("The sum of {a} and {b} is not a finite number.")));
                 };
                 Ok(tool_structured(sum.to_string(), json!({ "sum": sum })))
             }
@@ -216,19 +198,10 @@ impl Clock {
 
     pub(super) fn get_prompt(&self, name: &str, args: &HashMap<String, String>) -> RpcResult {
         if name != PROMPT {
-            return Err(RpcError::invalid_params(format!(
-                "Unknown prompt: '{name}'"
-            )));
+            return Err(RpcError::invalid_params(format!("Unknown prompt: '{name}'")));
         }
-        let mut text = format!(
-            "Help me plan the rest of my day. It is now {} (UTC).",
-            rfc3339(unix_now(), 0)
-        );
-        match args
-            .get("focus")
-            .map(|f| f.trim())
-            .filter(|f| !f.is_empty())
-        {
+        let mut text = format!("Help me plan the rest of my day. It is now {} (UTC).", rfc3339(unix_now(), 0));
+        match args.get("focus").map(|f| f.trim()).filter(|f| !f.is_empty()) {
             Some(focus) => text.push_str(&format!(" Focus on: {focus}.")),
             None => text.push_str(" Balance work, breaks and errands."),
         }
@@ -239,27 +212,16 @@ impl Clock {
         }))
     }
 
-    pub(super) fn complete(
-        &self,
-        reference: &CompletionRef<'_>,
-        argument: &str,
-        value: &str,
-    ) -> RpcResult {
+    pub(super) fn complete(&self, reference: &CompletionRef<'_>, argument: &str, value: &str) -> RpcResult {
         let candidates: &[&str] = match reference {
             CompletionRef::Prompt(PROMPT) if argument == "focus" => FOCUS_SUGGESTIONS,
-            CompletionRef::Resource(TIMEZONE_TEMPLATE) if argument == "offset" => {
-                OFFSET_SUGGESTIONS
-            }
+            CompletionRef::Resource(TIMEZONE_TEMPLATE) if argument == "offset" => OFFSET_SUGGESTIONS,
             CompletionRef::Prompt(PROMPT) | CompletionRef::Resource(TIMEZONE_TEMPLATE) => &[],
             CompletionRef::Prompt(other) => {
-                return Err(RpcError::invalid_params(format!(
-                    "Unknown prompt: '{other}'"
-                )));
+                return Err(RpcError::invalid_params(format!("Unknown prompt: '{other}'")));
             }
             CompletionRef::Resource(other) => {
-                return Err(RpcError::invalid_params(format!(
-                    "Unknown resource template: '{other}'"
-                )));
+                return Err(RpcError::invalid_params(format!("Unknown resource template: '{other}'")));
             }
         };
         Ok(completion(candidates.iter().copied(), value))

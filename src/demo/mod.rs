@@ -35,8 +35,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use util::{
-    INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, RpcResult, notification, paginate,
-    success_response, type_name,
+    INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, RpcResult, notification, paginate, success_response,
+    type_name,
 };
 
 /// The demo personalities `mcpmux demo <personality>` accepts.
@@ -132,11 +132,7 @@ fn writer_outcome(joined: Result<io::Result<()>, tokio::task::JoinError>) -> io:
 }
 
 /// Parses one input line; answers parse errors itself. `None` when nothing is left to run.
-fn accept_line(
-    server: &DemoServer,
-    line: &[u8],
-    out: &mpsc::UnboundedSender<Value>,
-) -> Option<Job> {
+fn accept_line(server: &DemoServer, line: &[u8], out: &mpsc::UnboundedSender<Value>) -> Option<Job> {
     let line = line.trim_ascii();
     if line.is_empty() {
         return None;
@@ -144,9 +140,7 @@ fn accept_line(
     match serde_json::from_slice::<Value>(line) {
         Ok(msg) => server.accept(msg, out),
         Err(e) => {
-            let _ = out.send(
-                RpcError::new(PARSE_ERROR, format!("Parse error: {e}")).into_response(Value::Null),
-            );
+            let _ = out.send(RpcError::new(PARSE_ERROR, format!("Parse error: {e}")).into_response(Value::Null));
             None
         }
     }
@@ -231,10 +225,7 @@ impl DemoServer {
     /// a cancellation read right after it finds it) before returning it to be run.
     fn accept(&self, msg: Value, out: &mpsc::UnboundedSender<Value>) -> Option<Job> {
         let reject = |id: Value, message: &str| {
-            let _ = out.send(
-                RpcError::new(INVALID_REQUEST, format!("Invalid Request: {message}"))
-                    .into_response(id),
-            );
+            let _ = out.send(RpcError::new(INVALID_REQUEST, format!("Invalid Request: {message}")).into_response(id));
         };
         let mut obj = match msg {
             Value::Object(obj) => obj,
@@ -243,10 +234,7 @@ impl DemoServer {
                 return None;
             }
             other => {
-                reject(
-                    Value::Null,
-                    &format!("expected a JSON object, got {}", type_name(&other)),
-                );
+                reject(Value::Null, &format!("expected a JSON object, got {}", type_name(&other)));
                 return None;
             }
         };
@@ -271,10 +259,7 @@ impl DemoServer {
         let params = match obj.remove("params") {
             None | Some(Value::Null) => Ok(Map::new()),
             Some(Value::Object(params)) => Ok(params),
-            Some(other) => Err(format!(
-                "params must be an object, got {}",
-                type_name(&other)
-            )),
+            Some(other) => Err(format!("params must be an object, got {}", type_name(&other))),
         };
         let Some(id) = id else {
             // A notification: never answered, even when malformed.
@@ -284,10 +269,7 @@ impl DemoServer {
             return None;
         };
         let Some(id) = valid_id else {
-            reject(
-                Value::Null,
-                &format!("id must be a string or a number, got {}", type_name(&id)),
-            );
+            reject(Value::Null, &format!("id must be a string or a number, got {}", type_name(&id)));
             return None;
         };
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -297,10 +279,7 @@ impl DemoServer {
         let params = match params {
             Ok(params) => params,
             Err(message) => {
-                let _ = out.send(
-                    RpcError::invalid_params(format!("Invalid params: {message}"))
-                        .into_response(id),
-                );
+                let _ = out.send(RpcError::invalid_params(format!("Invalid params: {message}")).into_response(id));
                 return None;
             }
         };
@@ -309,19 +288,9 @@ impl DemoServer {
         let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         // A second request reusing a running request's id takes over its cancellation slot.
-        lock(&self.shared.in_flight).insert(
-            key.clone(),
-            InFlight {
-                generation,
-                cancel: cancel_tx,
-            },
-        );
+        lock(&self.shared.in_flight).insert(key.clone(), InFlight { generation, cancel: cancel_tx });
         Some(Job {
-            registration: Registration {
-                shared: Arc::clone(&self.shared),
-                key,
-                generation,
-            },
+            registration: Registration { shared: Arc::clone(&self.shared), key, generation },
             server: self.clone(),
             id,
             method,
@@ -340,12 +309,7 @@ impl DemoServer {
         // `notifications/initialized`, progress, roots/list_changed, ...: nothing to do.
     }
 
-    async fn dispatch(
-        &self,
-        method: &str,
-        params: &Map<String, Value>,
-        ctx: &mut Ctx<'_>,
-    ) -> RpcResult {
+    async fn dispatch(&self, method: &str, params: &Map<String, Value>, ctx: &mut Ctx<'_>) -> RpcResult {
         let personality = &self.shared.personality;
         match method {
             "initialize" => Ok(self.initialize(params)),
@@ -381,11 +345,7 @@ impl DemoServer {
                 }
             }
             "resources/list" => paginate(personality.resources(), params, "resources"),
-            "resources/templates/list" => paginate(
-                personality.resource_templates(),
-                params,
-                "resourceTemplates",
-            ),
+            "resources/templates/list" => paginate(personality.resource_templates(), params, "resourceTemplates"),
             "resources/read" => {
                 let uri = util::required_str(params, "uri", "resources/read")?;
                 match personality {
@@ -409,18 +369,13 @@ impl DemoServer {
                     Personality::Clock(clock) => clock.complete(&reference, argument, value),
                 }
             }
-            other => Err(RpcError::new(
-                METHOD_NOT_FOUND,
-                format!("Method not found: '{other}'"),
-            )),
+            other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: '{other}'"))),
         }
     }
 
     fn initialize(&self, params: &Map<String, Value>) -> Value {
         let requested = params.get("protocolVersion").and_then(Value::as_str);
-        let version = requested
-            .filter(|v| PROTOCOL_VERSIONS.contains(v))
-            .unwrap_or(LATEST_PROTOCOL_VERSION);
+        let version = requested.filter(|v| PROTOCOL_VERSIONS.contains(v)).unwrap_or(LATEST_PROTOCOL_VERSION);
         let personality = &self.shared.personality;
         let name = self.personality();
         json!({
@@ -517,26 +472,16 @@ enum CompletionRef<'a> {
     Resource(&'a str),
 }
 
-fn completion_request(
-    params: &Map<String, Value>,
-) -> Result<(CompletionRef<'_>, &str, &str), RpcError> {
+fn completion_request(params: &Map<String, Value>) -> Result<(CompletionRef<'_>, &str, &str), RpcError> {
     const WHAT: &str = "completion/complete";
     let Some(Value::Object(reference)) = params.get("ref") else {
-        return Err(RpcError::invalid_params(
-            "Invalid params for completion/complete: missing object 'ref'",
-        ));
+        return Err(RpcError::invalid_params("Invalid params for completion/complete: missing object 'ref'"));
     };
     let reference = match util::required_str(reference, "type", "completion/complete ref")? {
-        "ref/prompt" => CompletionRef::Prompt(util::required_str(
-            reference,
-            "name",
-            "completion/complete ref/prompt",
-        )?),
-        "ref/resource" => CompletionRef::Resource(util::required_str(
-            reference,
-            "uri",
-            "completion/complete ref/resource",
-        )?),
+        "ref/prompt" => CompletionRef::Prompt(util::required_str(reference, "name", "completion/complete ref/prompt")?),
+        "ref/resource" => {
+            CompletionRef::Resource(util::required_str(reference, "uri", "completion/complete ref/resource")?)
+        }
         other => {
             return Err(RpcError::invalid_params(format!(
                 "Invalid params for {WHAT}: unknown ref type '{other}' (expected 'ref/prompt' or 'ref/resource')"
@@ -544,9 +489,7 @@ fn completion_request(
         }
     };
     let Some(Value::Object(argument)) = params.get("argument") else {
-        return Err(RpcError::invalid_params(
-            "Invalid params for completion/complete: missing object 'argument'",
-        ));
+        return Err(RpcError::invalid_params("Invalid params for completion/complete: missing object 'argument'"));
     };
     let name = util::required_str(argument, "name", "completion/complete argument")?;
     let value = util::required_str(argument, "value", "completion/complete argument")?;
@@ -617,25 +560,13 @@ impl Job {
     }
 
     async fn run(self, out: &mpsc::UnboundedSender<Value>) {
-        let Job {
-            server,
-            id,
-            method,
-            params,
-            cancel,
-            registration,
-        } = self;
+        let Job { server, id, method, params, cancel, registration } = self;
         let progress_token = params
             .get("_meta")
             .and_then(|meta| meta.get("progressToken"))
             .filter(|token| token.is_string() || token.is_number())
             .cloned();
-        let mut ctx = Ctx {
-            out,
-            cancel,
-            progress_token,
-            shared: &server.shared,
-        };
+        let mut ctx = Ctx { out, cancel, progress_token, shared: &server.shared };
         let result = server.dispatch(&method, &params, &mut ctx).await;
         let cancelled = *ctx.cancel.borrow();
         drop(registration);
@@ -660,10 +591,7 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut in_flight = lock(&self.shared.in_flight);
-        if in_flight
-            .get(&self.key)
-            .is_some_and(|entry| entry.generation == self.generation)
-        {
+        if in_flight.get(&self.key).is_some_and(|entry| entry.generation == self.generation) {
             in_flight.remove(&self.key);
         }
     }
@@ -697,10 +625,7 @@ impl Ctx<'_> {
     fn log(&self, level: LogLevel, logger: &str, data: Value) {
         let enabled = lock(&self.shared.log_level).is_some_and(|min| level >= min);
         if enabled {
-            self.notify(
-                "notifications/message",
-                json!({ "level": level.as_str(), "logger": logger, "data": data }),
-            );
+            self.notify("notifications/message", json!({ "level": level.as_str(), "logger": logger, "data": data }));
         }
     }
 

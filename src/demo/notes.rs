@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use serde_json::{Map, Value, json};
 
 use super::util::{
-    RpcError, RpcResult, completion, percent_decode, percent_encode, required_str, tool_error,
-    tool_structured, tool_text,
+    RpcError, RpcResult, completion, percent_decode, percent_encode, required_str, tool_error, tool_structured,
+    tool_text,
 };
 use super::{CompletionRef, Ctx, LogLevel, lock};
 
@@ -143,16 +143,8 @@ pub(super) fn prompts() -> Vec<Value> {
 
 impl Notes {
     pub(super) fn new() -> Self {
-        let note = |title: &str, body: &str| Note {
-            title: title.to_owned(),
-            body: body.to_owned(),
-        };
-        Self {
-            store: Mutex::new(vec![
-                note("welcome", WELCOME_BODY),
-                note("shopping", SHOPPING_BODY),
-            ]),
-        }
+        let note = |title: &str, body: &str| Note { title: title.to_owned(), body: body.to_owned() };
+        Self { store: Mutex::new(vec![note("welcome", WELCOME_BODY), note("shopping", SHOPPING_BODY)]) }
     }
 
     fn titles(&self) -> Vec<String> {
@@ -163,12 +155,7 @@ impl Notes {
         lock(&self.store).iter().find(|n| n.title == title).cloned()
     }
 
-    pub(super) fn call_tool(
-        &self,
-        ctx: &Ctx<'_>,
-        name: &str,
-        args: &Map<String, Value>,
-    ) -> RpcResult {
+    pub(super) fn call_tool(&self, ctx: &Ctx<'_>, name: &str, args: &Map<String, Value>) -> RpcResult {
         match name {
             "add_note" => self.add_note(ctx, args),
             "list_notes" => {
@@ -185,20 +172,13 @@ impl Notes {
                 let needle = query.to_lowercase();
                 let found: Vec<String> = lock(&self.store)
                     .iter()
-                    .filter(|n| {
-                        n.title.to_lowercase().contains(&needle)
-                            || n.body.to_lowercase().contains(&needle)
-                    })
+                    .filter(|n| n.title.to_lowercase().contains(&needle) || n.body.to_lowercase().contains(&needle))
                     .map(|n| n.title.clone())
                     .collect();
                 let text = if found.is_empty() {
                     format!("No notes match '{query}'.")
                 } else {
-                    format!(
-                        "{} note(s) match '{query}':\n{}",
-                        found.len(),
-                        bullet_list(&found)
-                    )
+                    format!("{} note(s) match '{query}':\n{}", found.len(), bullet_list(&found))
                 };
                 Ok(tool_structured(text, json!({ "notes": found })))
             }
@@ -214,11 +194,7 @@ impl Notes {
                     return Ok(tool_error(format!("No note titled '{title}'.")));
                 }
                 ctx.notify("notifications/resources/list_changed", json!({}));
-                ctx.log(
-                    LogLevel::Info,
-                    "notes",
-                    json!(format!("Deleted note '{title}'.")),
-                );
+                ctx.log(LogLevel::Info, "notes", json!(format!("Deleted note '{title}'.")));
                 Ok(tool_text(format!("Deleted note '{title}'.")))
             }
             other => Err(RpcError::invalid_params(format!("Unknown tool: '{other}'"))),
@@ -230,9 +206,7 @@ impl Notes {
         let title = required_str(args, "title", WHAT)?;
         let body = required_str(args, "body", WHAT)?;
         if title.is_empty() {
-            return Err(RpcError::invalid_params(format!(
-                "Invalid arguments for {WHAT}: 'title' must not be empty"
-            )));
+            return Err(RpcError::invalid_params(format!("Invalid arguments for {WHAT}: 'title' must not be empty")));
         }
         if title.chars().count() > MAX_TITLE_CHARS {
             return Err(RpcError::invalid_params(format!(
@@ -252,21 +226,12 @@ impl Notes {
                 )));
             }
             if store.len() >= MAX_NOTES {
-                return Ok(tool_error(format!(
-                    "The note store is full ({MAX_NOTES} notes); delete one first."
-                )));
+                return Ok(tool_error(format!("The note store is full ({MAX_NOTES} notes); delete one first.")));
             }
-            store.push(Note {
-                title: title.to_owned(),
-                body: body.to_owned(),
-            });
+            store.push(Note { title: title.to_owned(), body: body.to_owned() });
         }
         ctx.notify("notifications/resources/list_changed", json!({}));
-        ctx.log(
-            LogLevel::Info,
-            "notes",
-            json!(format!("Added note '{title}'.")),
-        );
+        ctx.log(LogLevel::Info, "notes", json!(format!("Added note '{title}'.")));
         Ok(tool_text(format!("Added note '{title}'.")))
     }
 
@@ -287,17 +252,14 @@ impl Notes {
     }
 
     pub(super) fn read_resource(&self, uri: &str) -> RpcResult {
-        let note = title_from_uri(uri)
-            .and_then(|title| self.find(&title))
-            .ok_or_else(|| RpcError::resource_not_found(uri))?;
+        let note =
+            title_from_uri(uri).and_then(|title| self.find(&title)).ok_or_else(|| RpcError::resource_not_found(uri))?;
         Ok(json!({ "contents": [{ "uri": uri, "mimeType": MIME_TYPE, "text": note.body }] }))
     }
 
     pub(super) fn get_prompt(&self, name: &str, args: &HashMap<String, String>) -> RpcResult {
         if name != PROMPT {
-            return Err(RpcError::invalid_params(format!(
-                "Unknown prompt: '{name}'"
-            )));
+            return Err(RpcError::invalid_params(format!("Unknown prompt: '{name}'")));
         }
         let title = args.get("title").ok_or_else(|| {
             RpcError::invalid_params(format!(
@@ -305,9 +267,7 @@ impl Notes {
             ))
         })?;
         let note = self.find(title).ok_or_else(|| {
-            RpcError::invalid_params(format!(
-                "Invalid arguments for prompt '{PROMPT}': no note titled '{title}'"
-            ))
+            RpcError::invalid_params(format!("Invalid arguments for prompt '{PROMPT}': no note titled '{title}'"))
         })?;
         Ok(json!({
             "description": format!("Summarize the note '{title}'"),
@@ -330,23 +290,14 @@ impl Notes {
         }))
     }
 
-    pub(super) fn complete(
-        &self,
-        reference: &CompletionRef<'_>,
-        argument: &str,
-        value: &str,
-    ) -> RpcResult {
+    pub(super) fn complete(&self, reference: &CompletionRef<'_>, argument: &str, value: &str) -> RpcResult {
         match reference {
             CompletionRef::Prompt(PROMPT) | CompletionRef::Resource(URI_TEMPLATE) => {}
             CompletionRef::Prompt(other) => {
-                return Err(RpcError::invalid_params(format!(
-                    "Unknown prompt: '{other}'"
-                )));
+                return Err(RpcError::invalid_params(format!("Unknown prompt: '{other}'")));
             }
             CompletionRef::Resource(other) => {
-                return Err(RpcError::invalid_params(format!(
-                    "Unknown resource template: '{other}'"
-                )));
+                return Err(RpcError::invalid_params(format!("Unknown resource template: '{other}'")));
             }
         }
         if argument != "title" {
@@ -358,9 +309,5 @@ impl Notes {
 }
 
 fn bullet_list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|t| format!("- {t}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    items.iter().map(|t| format!("- {t}")).collect::<Vec<_>>().join("\n")
 }

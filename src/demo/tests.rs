@@ -19,9 +19,7 @@ fn server(personality: &str) -> DemoServer {
 /// Every message `handle` sends for `msg`, in order.
 async fn exchange(server: &mut DemoServer, msg: Value) -> Vec<Value> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    timeout(BOUND, server.handle(msg, &tx))
-        .await
-        .expect("handle timed out");
+    timeout(BOUND, server.handle(msg, &tx)).await.expect("handle timed out");
     drop(tx);
     let mut out = Vec::new();
     while let Some(msg) = rx.recv().await {
@@ -32,47 +30,29 @@ async fn exchange(server: &mut DemoServer, msg: Value) -> Vec<Value> {
 
 /// The response to a request: the last message sent, every one before it a notification.
 async fn request(server: &mut DemoServer, id: Value, method: &str, params: Value) -> Value {
-    let mut out = exchange(
-        server,
-        json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }),
-    )
-    .await;
+    let mut out = exchange(server, json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })).await;
     let response = out.pop().expect("no response");
     assert_eq!(response["id"], id, "{response}");
     for msg in &out {
-        assert!(
-            msg.get("id").is_none() && msg["method"].is_string(),
-            "not a notification: {msg}"
-        );
+        assert!(msg.get("id").is_none() && msg["method"].is_string(), "not a notification: {msg}");
     }
     response
 }
 
 async fn result(server: &mut DemoServer, method: &str, params: Value) -> Value {
     let response = request(server, json!(1), method, params).await;
-    assert!(
-        response.get("error").is_none(),
-        "unexpected error: {response}"
-    );
+    assert!(response.get("error").is_none(), "unexpected error: {response}");
     response["result"].clone()
 }
 
 async fn error(server: &mut DemoServer, method: &str, params: Value) -> Value {
     let response = request(server, json!(1), method, params).await;
-    assert!(
-        response.get("result").is_none(),
-        "expected an error: {response}"
-    );
+    assert!(response.get("result").is_none(), "expected an error: {response}");
     response["error"].clone()
 }
 
 async fn call_tool(server: &mut DemoServer, name: &str, arguments: Value) -> Value {
-    result(
-        server,
-        "tools/call",
-        json!({ "name": name, "arguments": arguments }),
-    )
-    .await
+    result(server, "tools/call", json!({ "name": name, "arguments": arguments })).await
 }
 
 fn text_of(result: &Value) -> &str {
@@ -80,19 +60,12 @@ fn text_of(result: &Value) -> &str {
 }
 
 fn names(list: &Value, key: &str) -> Vec<String> {
-    list[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["name"].as_str().unwrap().to_owned())
-        .collect()
+    list[key].as_array().unwrap().iter().map(|item| item["name"].as_str().unwrap().to_owned()).collect()
 }
 
 #[test]
 fn unknown_personality_is_rejected() {
-    assert!(
-        matches!(DemoServer::new("weather"), Err(DemoError::UnknownPersonality(p)) if p == "weather")
-    );
+    assert!(matches!(DemoServer::new("weather"), Err(DemoError::UnknownPersonality(p)) if p == "weather"));
     for p in PERSONALITIES {
         assert_eq!(server(p).personality(), *p);
     }
@@ -102,7 +75,12 @@ fn unknown_personality_is_rejected() {
 async fn initialize_echoes_a_known_protocol_version() {
     for version in PROTOCOL_VERSIONS {
         let mut s = server("notes");
-        let r = result(&mut s, "initialize", json!({ "protocolVersion": version, "capabilities": {}, "clientInfo": { "name": "t", "version": "0" } })).await;
+        let r = result(
+            &mut s,
+            "initialize",
+            json!({ "protocolVersion": version, "capabilities": {}, "clientInfo": { "name": "t", "version": "0" } }),
+        )
+        .await;
         assert_eq!(r["protocolVersion"], *version);
     }
 }
@@ -110,7 +88,12 @@ async fn initialize_echoes_a_known_protocol_version() {
 #[tokio::test]
 async fn initialize_offers_latest_for_an_unknown_version() {
     let mut s = server("notes");
-    let r = result(&mut s, "initialize", json!({ "protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": { "name": "t", "version": "0" } })).await;
+    let r = result(
+        &mut s,
+        "initialize",
+        json!({ "protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": { "name": "t", "version": "0" } }),
+    )
+    .await;
     assert_eq!(r["protocolVersion"], "2025-11-25");
     assert_eq!(r["serverInfo"]["name"], "mcpmux-demo-notes");
     assert_eq!(r["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
@@ -118,10 +101,7 @@ async fn initialize_offers_latest_for_an_unknown_version() {
     assert!(r["instructions"].as_str().unwrap().contains("note"));
     assert_eq!(r["capabilities"]["resources"]["listChanged"], true);
     for capability in ["tools", "prompts", "completions", "logging"] {
-        assert!(
-            r["capabilities"][capability].is_object(),
-            "missing {capability}"
-        );
+        assert!(r["capabilities"][capability].is_object(), "missing {capability}");
     }
 
     let mut s = server("clock");
@@ -134,34 +114,13 @@ async fn initialize_offers_latest_for_an_unknown_version() {
 #[tokio::test]
 async fn notifications_and_client_responses_get_no_reply() {
     let mut s = server("notes");
+    assert!(exchange(&mut s, json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })).await.is_empty());
     assert!(
-        exchange(
-            &mut s,
-            json!({ "jsonrpc": "2.0", "method": "notifications/initialized" })
-        )
-        .await
-        .is_empty()
+        exchange(&mut s, json!({ "jsonrpc": "2.0", "method": "notifications/whatever", "params": 3 })).await.is_empty()
     );
+    assert!(exchange(&mut s, json!({ "jsonrpc": "2.0", "id": 5, "result": {} })).await.is_empty());
     assert!(
-        exchange(
-            &mut s,
-            json!({ "jsonrpc": "2.0", "method": "notifications/whatever", "params": 3 })
-        )
-        .await
-        .is_empty()
-    );
-    assert!(
-        exchange(&mut s, json!({ "jsonrpc": "2.0", "id": 5, "result": {} }))
-            .await
-            .is_empty()
-    );
-    assert!(
-        exchange(
-            &mut s,
-            json!({ "jsonrpc": "2.0", "id": 5, "error": { "code": 1, "message": "x" } })
-        )
-        .await
-        .is_empty()
+        exchange(&mut s, json!({ "jsonrpc": "2.0", "id": 5, "error": { "code": 1, "message": "x" } })).await.is_empty()
     );
 }
 
@@ -171,10 +130,7 @@ async fn ping_and_set_level() {
     assert_eq!(result(&mut s, "ping", json!({})).await, json!({}));
     let ping = request(&mut s, json!(3), "ping", Value::Null).await;
     assert_eq!(ping, json!({ "jsonrpc": "2.0", "id": 3, "result": {} }));
-    assert_eq!(
-        result(&mut s, "logging/setLevel", json!({ "level": "warning" })).await,
-        json!({})
-    );
+    assert_eq!(result(&mut s, "logging/setLevel", json!({ "level": "warning" })).await, json!({}));
     let e = error(&mut s, "logging/setLevel", json!({ "level": "loud" })).await;
     assert_eq!(e["code"], -32602);
     assert!(e["message"].as_str().unwrap().contains("loud"));
@@ -183,8 +139,7 @@ async fn ping_and_set_level() {
 #[tokio::test]
 async fn log_notifications_only_after_set_level() {
     let mut s = server("clock");
-    let fail =
-        json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "fail" } });
+    let fail = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "fail" } });
     assert_eq!(exchange(&mut s, fail.clone()).await.len(), 1);
     result(&mut s, "logging/setLevel", json!({ "level": "error" })).await;
     let out = exchange(&mut s, fail).await;
@@ -205,16 +160,7 @@ async fn unknown_method_is_32601_naming_it() {
 #[tokio::test]
 async fn ids_are_echoed_exactly() {
     let mut s = server("clock");
-    for id in [
-        json!("abc"),
-        json!(7),
-        json!("7"),
-        json!(0),
-        json!(-3),
-        json!(""),
-        json!(u64::MAX),
-        json!(1.5),
-    ] {
+    for id in [json!("abc"), json!(7), json!("7"), json!(0), json!(-3), json!(""), json!(u64::MAX), json!(1.5)] {
         let response = request(&mut s, id.clone(), "ping", json!({})).await;
         assert_eq!(response["id"], id);
         assert_eq!(response["jsonrpc"], "2.0");
@@ -230,31 +176,18 @@ async fn malformed_envelopes_are_invalid_requests() {
     for (msg, expected_id) in [
         (json!([1, 2]), Value::Null),
         (json!("hello"), Value::Null),
-        (
-            json!({ "jsonrpc": "2.0", "id": {}, "method": "ping" }),
-            Value::Null,
-        ),
-        (
-            json!({ "jsonrpc": "2.0", "id": null, "method": "ping" }),
-            Value::Null,
-        ),
+        (json!({ "jsonrpc": "2.0", "id": {}, "method": "ping" }), Value::Null),
+        (json!({ "jsonrpc": "2.0", "id": null, "method": "ping" }), Value::Null),
         (json!({ "jsonrpc": "2.0", "id": 4, "method": 12 }), json!(4)),
         (json!({ "jsonrpc": "2.0", "id": 4 }), json!(4)),
-        (
-            json!({ "jsonrpc": "1.0", "id": 4, "method": "ping" }),
-            json!(4),
-        ),
+        (json!({ "jsonrpc": "1.0", "id": 4, "method": "ping" }), json!(4)),
     ] {
         let out = exchange(&mut s, msg.clone()).await;
         assert_eq!(out.len(), 1, "{msg}");
         assert_eq!(out[0]["error"]["code"], -32600, "{msg}");
         assert_eq!(out[0]["id"], expected_id, "{msg}");
     }
-    let out = exchange(
-        &mut s,
-        json!({ "jsonrpc": "2.0", "id": 4, "method": "ping", "params": [1] }),
-    )
-    .await;
+    let out = exchange(&mut s, json!({ "jsonrpc": "2.0", "id": 4, "method": "ping", "params": [1] })).await;
     assert_eq!(out[0]["error"]["code"], -32602);
 }
 
@@ -262,10 +195,7 @@ async fn malformed_envelopes_are_invalid_requests() {
 async fn notes_tools_list() {
     let mut s = server("notes");
     let r = result(&mut s, "tools/list", json!({})).await;
-    assert_eq!(
-        names(&r, "tools"),
-        ["add_note", "list_notes", "search_notes", "delete_note"]
-    );
+    assert_eq!(names(&r, "tools"), ["add_note", "list_notes", "search_notes", "delete_note"]);
     assert!(r.get("nextCursor").is_none());
     for tool in r["tools"].as_array().unwrap() {
         for field in ["name", "title", "description"] {
@@ -278,10 +208,7 @@ async fn notes_tools_list() {
     let list = &r["tools"][1];
     assert_eq!(list["outputSchema"]["properties"]["notes"]["type"], "array");
     assert_eq!(list["annotations"]["readOnlyHint"], true);
-    assert_eq!(
-        r["tools"][0]["inputSchema"]["required"],
-        json!(["title", "body"])
-    );
+    assert_eq!(r["tools"][0]["inputSchema"]["required"], json!(["title", "body"]));
     assert_eq!(r["tools"][3]["annotations"]["destructiveHint"], true);
 }
 
@@ -291,27 +218,16 @@ async fn clock_tools_list() {
     let r = result(&mut s, "tools/list", json!({})).await;
     assert_eq!(names(&r, "tools"), ["now", "add", "echo", "sleep", "fail"]);
     assert_eq!(r["tools"][1]["outputSchema"]["required"], json!(["sum"]));
-    assert_eq!(
-        r["tools"][3]["inputSchema"]["properties"]["ms"]["maximum"],
-        60_000
-    );
+    assert_eq!(r["tools"][3]["inputSchema"]["properties"]["ms"]["maximum"], 60_000);
 }
 
 #[tokio::test]
 async fn notes_starts_with_two_notes() {
     let mut s = server("notes");
     let r = call_tool(&mut s, "list_notes", json!({})).await;
-    assert_eq!(
-        r["structuredContent"],
-        json!({ "notes": ["welcome", "shopping"] })
-    );
+    assert_eq!(r["structuredContent"], json!({ "notes": ["welcome", "shopping"] }));
     assert!(text_of(&r).contains("welcome"));
-    let r = result(
-        &mut s,
-        "resources/read",
-        json!({ "uri": "note://notes/shopping" }),
-    )
-    .await;
+    let r = result(&mut s, "resources/read", json!({ "uri": "note://notes/shopping" })).await;
     assert_eq!(r["contents"][0]["uri"], "note://notes/shopping");
     assert_eq!(r["contents"][0]["mimeType"], "text/plain");
     assert!(r["contents"][0]["text"].as_str().unwrap().contains("milk"));
@@ -327,35 +243,15 @@ async fn add_note_notifies_before_responding_and_becomes_a_resource() {
     )
     .await;
     assert_eq!(out.len(), 2, "{out:#?}");
-    assert_eq!(
-        out[0],
-        json!({ "jsonrpc": "2.0", "method": "notifications/resources/list_changed", "params": {} })
-    );
+    assert_eq!(out[0], json!({ "jsonrpc": "2.0", "method": "notifications/resources/list_changed", "params": {} }));
     assert_eq!(out[1]["id"], "a1");
     assert_eq!(text_of(&out[1]["result"]), "Added note 'my note/1'.");
     assert!(out[1]["result"].get("isError").is_none());
 
     let r = result(&mut s, "resources/list", json!({})).await;
-    let uris: Vec<&str> = r["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["uri"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        uris,
-        [
-            "note://notes/welcome",
-            "note://notes/shopping",
-            "note://notes/my%20note%2F1"
-        ]
-    );
-    let r = result(
-        &mut s,
-        "resources/read",
-        json!({ "uri": "note://notes/my%20note%2F1" }),
-    )
-    .await;
+    let uris: Vec<&str> = r["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris, ["note://notes/welcome", "note://notes/shopping", "note://notes/my%20note%2F1"]);
+    let r = result(&mut s, "resources/read", json!({ "uri": "note://notes/my%20note%2F1" })).await;
     assert_eq!(r["contents"][0]["text"], "héllo");
 
     // A duplicate is a tool error, and nothing changed so no notification.
@@ -396,20 +292,10 @@ async fn search_and_delete_notes() {
 #[tokio::test]
 async fn invalid_tool_arguments_are_32602() {
     let mut s = server("notes");
-    let e = error(
-        &mut s,
-        "tools/call",
-        json!({ "name": "add_note", "arguments": { "title": "x" } }),
-    )
-    .await;
+    let e = error(&mut s, "tools/call", json!({ "name": "add_note", "arguments": { "title": "x" } })).await;
     assert_eq!(e["code"], -32602);
     assert!(e["message"].as_str().unwrap().contains("body"), "{e}");
-    let e = error(
-        &mut s,
-        "tools/call",
-        json!({ "name": "add_note", "arguments": { "title": 3, "body": "" } }),
-    )
-    .await;
+    let e = error(&mut s, "tools/call", json!({ "name": "add_note", "arguments": { "title": 3, "body": "" } })).await;
     assert_eq!(e["code"], -32602);
     let e = error(&mut s, "tools/call", json!({ "name": "no_such_tool" })).await;
     assert_eq!(e["code"], -32602);
@@ -418,19 +304,9 @@ async fn invalid_tool_arguments_are_32602() {
     assert_eq!(e["code"], -32602);
 
     let mut c = server("clock");
-    let e = error(
-        &mut c,
-        "tools/call",
-        json!({ "name": "sleep", "arguments": { "ms": 60_001 } }),
-    )
-    .await;
+    let e = error(&mut c, "tools/call", json!({ "name": "sleep", "arguments": { "ms": 60_001 } })).await;
     assert_eq!(e["code"], -32602);
-    let e = error(
-        &mut c,
-        "tools/call",
-        json!({ "name": "add", "arguments": { "a": "1", "b": 2 } }),
-    )
-    .await;
+    let e = error(&mut c, "tools/call", json!({ "name": "add", "arguments": { "a": "1", "b": 2 } })).await;
     assert_eq!(e["code"], -32602);
 }
 
@@ -444,31 +320,20 @@ async fn reading_a_missing_note_is_32002() {
         assert_eq!(e["data"], json!({ "uri": uri }));
     }
     let r = result(&mut s, "resources/templates/list", json!({})).await;
-    assert_eq!(
-        r["resourceTemplates"][0]["uriTemplate"],
-        "note://notes/{title}"
-    );
+    assert_eq!(r["resourceTemplates"][0]["uriTemplate"], "note://notes/{title}");
 }
 
 #[tokio::test]
 async fn completion_of_note_titles() {
     let mut s = server("notes");
-    call_tool(
-        &mut s,
-        "add_note",
-        json!({ "title": "shoes", "body": "size 44" }),
-    )
-    .await;
+    call_tool(&mut s, "add_note", json!({ "title": "shoes", "body": "size 44" })).await;
     let r = result(
         &mut s,
         "completion/complete",
         json!({ "ref": { "type": "ref/prompt", "name": "summarize_note" }, "argument": { "name": "title", "value": "sh" } }),
     )
     .await;
-    assert_eq!(
-        r,
-        json!({ "completion": { "values": ["shopping", "shoes"], "total": 2, "hasMore": false } })
-    );
+    assert_eq!(r, json!({ "completion": { "values": ["shopping", "shoes"], "total": 2, "hasMore": false } }));
     let r = result(
         &mut s,
         "completion/complete",
@@ -491,31 +356,17 @@ async fn summarize_prompt_embeds_the_note() {
     let r = result(&mut s, "prompts/list", json!({})).await;
     assert_eq!(names(&r, "prompts"), ["summarize_note"]);
     assert_eq!(r["prompts"][0]["arguments"][0]["required"], true);
-    let r = result(
-        &mut s,
-        "prompts/get",
-        json!({ "name": "summarize_note", "arguments": { "title": "shopping" } }),
-    )
-    .await;
+    let r =
+        result(&mut s, "prompts/get", json!({ "name": "summarize_note", "arguments": { "title": "shopping" } })).await;
     let messages = r["messages"].as_array().unwrap();
     let embedded = &messages[0]["content"];
     assert_eq!(embedded["type"], "resource");
     assert_eq!(embedded["resource"]["uri"], "note://notes/shopping");
-    assert!(
-        embedded["resource"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("eggs")
-    );
+    assert!(embedded["resource"]["text"].as_str().unwrap().contains("eggs"));
     assert_eq!(messages[1]["content"]["type"], "text");
     let e = error(&mut s, "prompts/get", json!({ "name": "summarize_note" })).await;
     assert_eq!(e["code"], -32602);
-    let e = error(
-        &mut s,
-        "prompts/get",
-        json!({ "name": "summarize_note", "arguments": { "title": "ghost" } }),
-    )
-    .await;
+    let e = error(&mut s, "prompts/get", json!({ "name": "summarize_note", "arguments": { "title": "ghost" } })).await;
     assert_eq!(e["code"], -32602);
 }
 
@@ -523,12 +374,7 @@ async fn summarize_prompt_embeds_the_note() {
 async fn pagination_uses_offset_cursors() {
     let mut s = server("notes");
     for i in 0..58 {
-        call_tool(
-            &mut s,
-            "add_note",
-            json!({ "title": format!("n{i:02}"), "body": "" }),
-        )
-        .await;
+        call_tool(&mut s, "add_note", json!({ "title": format!("n{i:02}"), "body": "" })).await;
     }
     let first = result(&mut s, "resources/list", json!({})).await;
     assert_eq!(first["resources"].as_array().unwrap().len(), 50);
@@ -575,16 +421,8 @@ async fn clock_add_and_now() {
 #[tokio::test]
 async fn clock_fail_is_a_protocol_error() {
     let mut s = server("clock");
-    let e = error(
-        &mut s,
-        "tools/call",
-        json!({ "name": "fail", "arguments": {} }),
-    )
-    .await;
-    assert_eq!(
-        e,
-        json!({ "code": -32603, "message": "demo failure requested" })
-    );
+    let e = error(&mut s, "tools/call", json!({ "name": "fail", "arguments": {} })).await;
+    assert_eq!(e, json!({ "code": -32603, "message": "demo failure requested" }));
 }
 
 #[tokio::test]
@@ -593,49 +431,17 @@ async fn clock_resources_and_prompt() {
     let r = result(&mut s, "resources/list", json!({})).await;
     assert_eq!(r["resources"][0]["uri"], "clock://uptime");
     let r = result(&mut s, "resources/read", json!({ "uri": "clock://uptime" })).await;
-    r["contents"][0]["text"]
-        .as_str()
-        .unwrap()
-        .parse::<u64>()
-        .unwrap();
-    let r = result(
-        &mut s,
-        "resources/read",
-        json!({ "uri": "clock://timezones/-300" }),
-    )
-    .await;
-    assert!(
-        r["contents"][0]["text"]
-            .as_str()
-            .unwrap()
-            .ends_with("-05:00")
-    );
-    let e = error(
-        &mut s,
-        "resources/read",
-        json!({ "uri": "clock://timezones/abc" }),
-    )
-    .await;
+    r["contents"][0]["text"].as_str().unwrap().parse::<u64>().unwrap();
+    let r = result(&mut s, "resources/read", json!({ "uri": "clock://timezones/-300" })).await;
+    assert!(r["contents"][0]["text"].as_str().unwrap().ends_with("-05:00"));
+    let e = error(&mut s, "resources/read", json!({ "uri": "clock://timezones/abc" })).await;
     assert_eq!(e["code"], -32002);
     let r = result(&mut s, "resources/templates/list", json!({})).await;
-    assert_eq!(
-        r["resourceTemplates"][0]["uriTemplate"],
-        "clock://timezones/{offset}"
-    );
+    assert_eq!(r["resourceTemplates"][0]["uriTemplate"], "clock://timezones/{offset}");
 
-    let r = result(
-        &mut s,
-        "prompts/get",
-        json!({ "name": "plan_day", "arguments": { "focus": "deep work" } }),
-    )
-    .await;
+    let r = result(&mut s, "prompts/get", json!({ "name": "plan_day", "arguments": { "focus": "deep work" } })).await;
     assert_eq!(r["messages"][0]["role"], "user");
-    assert!(
-        r["messages"][0]["content"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("deep work")
-    );
+    assert!(r["messages"][0]["content"]["text"].as_str().unwrap().contains("deep work"));
     let r = result(&mut s, "prompts/get", json!({ "name": "plan_day" })).await;
     assert_eq!(r["messages"][0]["content"]["type"], "text");
 
@@ -701,16 +507,10 @@ async fn cancelled_sleep_sends_no_response() {
             &tx,
         )
         .await;
-    timeout(BOUND, task)
-        .await
-        .expect("cancelled sleep did not stop")
-        .unwrap();
+    timeout(BOUND, task).await.expect("cancelled sleep did not stop").unwrap();
     drop(tx);
     while let Some(msg) = rx.recv().await {
-        assert!(
-            msg.get("id").is_none(),
-            "a cancelled request was answered: {msg}"
-        );
+        assert!(msg.get("id").is_none(), "a cancelled request was answered: {msg}");
     }
     assert!(lock(&s.shared.in_flight).is_empty());
 }
@@ -718,15 +518,14 @@ async fn cancelled_sleep_sends_no_response() {
 #[tokio::test]
 async fn cancelling_an_unknown_request_is_harmless() {
     let mut s = server("clock");
-    let out =
-        exchange(&mut s, json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 99 } })).await;
-    assert!(out.is_empty());
-    // A number id 7 and a string id "7" are different requests.
     let out = exchange(
         &mut s,
-        json!({ "jsonrpc": "2.0", "id": 7, "method": "ping" }),
+        json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 99 } }),
     )
     .await;
+    assert!(out.is_empty());
+    // A number id 7 and a string id "7" are different requests.
+    let out = exchange(&mut s, json!({ "jsonrpc": "2.0", "id": 7, "method": "ping" })).await;
     assert_eq!(out.len(), 1);
 }
 
@@ -751,11 +550,7 @@ async fn serve_io_round_trip() {
     client_write.write_all(input.as_bytes()).await.unwrap();
 
     let mut next = async || -> Value {
-        let line = timeout(BOUND, lines.next_line())
-            .await
-            .expect("no output")
-            .unwrap()
-            .expect("eof");
+        let line = timeout(BOUND, lines.next_line()).await.expect("no output").unwrap().expect("eof");
         serde_json::from_str(&line).unwrap()
     };
     let parse_error = next().await;
@@ -769,18 +564,11 @@ async fn serve_io_round_trip() {
     assert_eq!(slept["id"], 1);
 
     // A final line without a newline is still served; then EOF ends the server cleanly.
-    client_write
-        .write_all(br#"{"jsonrpc":"2.0","id":"last","method":"ping"}"#)
-        .await
-        .unwrap();
+    client_write.write_all(br#"{"jsonrpc":"2.0","id":"last","method":"ping"}"#).await.unwrap();
     client_write.shutdown().await.unwrap();
     let last = next().await;
     assert_eq!(last["id"], "last");
-    timeout(BOUND, serving)
-        .await
-        .expect("server did not stop at EOF")
-        .unwrap()
-        .unwrap();
+    timeout(BOUND, serving).await.expect("server did not stop at EOF").unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -794,11 +582,7 @@ async fn serve_io_stops_at_eof_with_a_sleep_running() {
         .await
         .unwrap();
     client_write.shutdown().await.unwrap();
-    timeout(BOUND, serving)
-        .await
-        .expect("server did not stop at EOF")
-        .unwrap()
-        .unwrap();
+    timeout(BOUND, serving).await.expect("server did not stop at EOF").unwrap().unwrap();
 }
 
 #[test]

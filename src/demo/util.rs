@@ -29,11 +29,7 @@ pub(super) struct RpcError {
 
 impl RpcError {
     pub(super) fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        Self { code, message: message.into(), data: None }
     }
 
     pub(super) fn invalid_params(message: impl Into<String>) -> Self {
@@ -41,11 +37,7 @@ impl RpcError {
     }
 
     pub(super) fn resource_not_found(uri: &str) -> Self {
-        Self {
-            code: RESOURCE_NOT_FOUND,
-            message: "Resource not found".to_owned(),
-            data: Some(json!({ "uri": uri })),
-        }
+        Self { code: RESOURCE_NOT_FOUND, message: "Resource not found".to_owned(), data: Some(json!({ "uri": uri })) }
     }
 
     /// The whole JSON-RPC error response for request `id`.
@@ -89,11 +81,7 @@ pub(super) fn tool_error(text: impl Into<String>) -> Value {
 
 /// Reads a required string argument, with `what` ("tool 'add_note'") naming the caller for
 /// the error message.
-pub(super) fn required_str<'a>(
-    args: &'a Map<String, Value>,
-    key: &str,
-    what: &str,
-) -> Result<&'a str, RpcError> {
+pub(super) fn required_str<'a>(args: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str, RpcError> {
     match args.get(key) {
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(RpcError::invalid_params(format!(
@@ -139,9 +127,7 @@ pub(super) fn required_int(
     what: &str,
 ) -> Result<i64, RpcError> {
     optional_int(args, key, min, max, what)?.ok_or_else(|| {
-        RpcError::invalid_params(format!(
-            "Invalid arguments for {what}: missing required integer argument '{key}'"
-        ))
+        RpcError::invalid_params(format!("Invalid arguments for {what}: missing required integer argument '{key}'"))
     })
 }
 
@@ -172,11 +158,7 @@ pub(super) fn as_integer(value: &Value) -> Option<i64> {
     let f = n.as_f64()?;
     // i64::MIN as f64 is exact; the upper bound is exclusive because i64::MAX rounds up.
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
-        Some(f as i64)
-    } else {
-        None
-    }
+    if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 { Some(f as i64) } else { None }
 }
 
 pub(super) fn type_name(value: &Value) -> &'static str {
@@ -204,9 +186,7 @@ pub(super) fn paginate(mut items: Vec<Value>, params: &Map<String, Value>, key: 
     let start = match params.get("cursor") {
         None | Some(Value::Null) => 0,
         Some(Value::String(s)) => s.parse::<usize>().map_err(|_| {
-            RpcError::invalid_params(format!(
-                "Invalid cursor: {s:?} is not a cursor this server returned"
-            ))
+            RpcError::invalid_params(format!("Invalid cursor: {s:?} is not a cursor this server returned"))
         })?,
         Some(other) => {
             return Err(RpcError::invalid_params(format!(
@@ -230,10 +210,7 @@ pub(super) fn paginate(mut items: Vec<Value>, params: &Map<String, Value>, key: 
 /// A `completion/complete` result from every candidate starting with `prefix` (ignoring case).
 pub(super) fn completion<'a>(candidates: impl IntoIterator<Item = &'a str>, prefix: &str) -> Value {
     let prefix = prefix.to_lowercase();
-    let matches: Vec<&str> = candidates
-        .into_iter()
-        .filter(|c| c.to_lowercase().starts_with(&prefix))
-        .collect();
+    let matches: Vec<&str> = candidates.into_iter().filter(|c| c.to_lowercase().starts_with(&prefix)).collect();
     let total = matches.len();
     let values: Vec<&str> = matches.into_iter().take(MAX_COMPLETIONS).collect();
     json!({ "completion": { "values": values, "total": total, "hasMore": total > MAX_COMPLETIONS } })
@@ -254,11 +231,7 @@ pub(super) fn rfc3339(unix_secs: i64, offset_minutes: i64) -> String {
     let days = local.div_euclid(86_400);
     let secs_of_day = local.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    let (hour, minute, second) = (
-        secs_of_day / 3600,
-        secs_of_day % 3600 / 60,
-        secs_of_day % 60,
-    );
+    let (hour, minute, second) = (secs_of_day / 3600, secs_of_day % 3600 / 60, secs_of_day % 60);
     let zone = if offset_minutes == 0 {
         "Z".to_owned()
     } else {
@@ -304,9 +277,7 @@ pub(super) fn percent_encode(s: &str) -> String {
 /// result that is not UTF-8.
 pub(super) fn percent_decode(s: &str) -> Option<String> {
     fn hex(b: u8) -> Option<u8> {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
+        char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
     }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -26,11 +26,7 @@ pub async fn check(State(app): State<AppState>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
-fn check_headers(
-    headers: &HeaderMap,
-    settings: &Settings,
-    local: SocketAddr,
-) -> Result<(), HttpError> {
+fn check_headers(headers: &HeaderMap, settings: &Settings, local: SocketAddr) -> Result<(), HttpError> {
     if let Some(host) = headers.get(header::HOST) {
         let host = host.to_str().unwrap_or_default();
         if !host_allowed(host, settings, local) {
@@ -47,10 +43,7 @@ fn check_headers(
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
         match presented {
             Some(p) if constant_time_eq(p.as_bytes(), token.expose().as_bytes()) => {}
@@ -66,9 +59,7 @@ pub fn is_loopback_host(host_and_port: &str) -> bool {
     host == "localhost"
         || host == "[::1]"
         || host.ends_with(".localhost")
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn strip_port(host: &str) -> &str {
@@ -91,9 +82,10 @@ fn host_allowed(host: &str, settings: &Settings, local: SocketAddr) -> bool {
     if settings.allowed_hosts.is_empty() {
         return !local.ip().is_loopback();
     }
-    settings.allowed_hosts.iter().any(|a| {
-        a == "*" || a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(strip_port(host))
-    })
+    settings
+        .allowed_hosts
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(strip_port(host)))
 }
 
 fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
@@ -126,33 +118,17 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in [
-            "localhost",
-            "localhost:8080",
-            "127.0.0.1:1",
-            "127.1.2.3",
-            "[::1]:80",
-            "[::1]",
-        ] {
+        for h in ["localhost", "localhost:8080", "127.0.0.1:1", "127.1.2.3", "[::1]:80", "[::1]"] {
             assert!(is_loopback_host(h), "{h}");
         }
-        for h in [
-            "evil.example.com",
-            "evil.example.com:8080",
-            "10.0.0.1",
-            "localhost.evil.com",
-            "[::2]:1",
-        ] {
+        for h in ["evil.example.com", "evil.example.com:8080", "10.0.0.1", "localhost.evil.com", "[::2]:1"] {
             assert!(!is_loopback_host(h), "{h}");
         }
     }
 
     #[test]
     fn origins() {
-        let allowed = vec![
-            "https://app.example.com".to_owned(),
-            "http://dev.example.com:*".to_owned(),
-        ];
+        let allowed = vec!["https://app.example.com".to_owned(), "http://dev.example.com:*".to_owned()];
         assert!(origin_allowed("http://localhost:3000", &allowed));
         assert!(origin_allowed("https://app.example.com", &allowed));
         assert!(origin_allowed("http://dev.example.com:5173", &allowed));
@@ -167,10 +143,7 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:8080".parse().unwrap_or_else(|_| unreachable!());
         assert!(!host_allowed("evil.example.com", &s, lo));
         assert!(host_allowed("mcpmux.internal:8080", &s, any));
-        let s = Settings {
-            allowed_hosts: vec!["gw.example.com".into()],
-            ..Settings::default()
-        };
+        let s = Settings { allowed_hosts: vec!["gw.example.com".into()], ..Settings::default() };
         assert!(host_allowed("gw.example.com:8080", &s, lo));
         assert!(!host_allowed("other.example.com", &s, any));
     }

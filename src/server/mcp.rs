@@ -16,7 +16,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{AppState, sse};
-use crate::error::HttpError;
+use std::sync::Arc;
+
+use crate::error::{HttpError, RelayError};
 use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol::{self, headers as h, methods};
 use crate::relay::RequestContext;
@@ -27,14 +29,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Messages that may queue on one request's stream before the oldest are dropped.
 const REQUEST_STREAM_CAPACITY: usize = 64;
 
-pub async fn post(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    handle_post(app, Scope::Merged, headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    handle_post(app, Scope::Merged, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn post_backend(
@@ -47,20 +43,14 @@ pub async fn post_backend(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    handle_post(app, scope, headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    handle_post(app, scope, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn get_stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
     handle_get(app, Scope::Merged, headers).unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn get_stream_backend(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn get_stream_backend(State(app): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     match backend_scope(&app, name) {
         Ok(scope) => handle_get(app, scope, headers).unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
@@ -71,11 +61,7 @@ pub async fn delete(State(app): State<AppState>, headers: HeaderMap) -> Response
     handle_delete(app, Scope::Merged, headers).unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn delete_backend(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn delete_backend(State(app): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     match backend_scope(&app, name) {
         Ok(scope) => handle_delete(app, scope, headers).unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
@@ -83,11 +69,7 @@ pub async fn delete_backend(
 }
 
 fn backend_scope(app: &AppState, name: String) -> Result<Scope, HttpError> {
-    if app.gateway.backend(&name).is_some() {
-        Ok(Scope::Backend(name))
-    } else {
-        Err(HttpError::UnknownBackend(name))
-    }
+    if app.gateway.backend(&name).is_some() { Ok(Scope::Backend(name)) } else { Err(HttpError::UnknownBackend(name)) }
 }
 
 /// What the client's `Accept` header allows.
@@ -95,33 +77,33 @@ fn backend_scope(app: &AppState, name: String) -> Result<Scope, HttpError> {
 struct Accepts {
     json: bool,
     sse: bool,
+    /// SSE is listed before JSON: the client would rather read a stream.
+    sse_first: bool,
+}
+
+impl Accepts {
+    fn prefers_sse(self) -> bool {
+        self.sse && (self.sse_first || !self.json)
+    }
 }
 
 fn accepts(headers: &HeaderMap) -> Accepts {
     let Some(value) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Accepts {
-            json: true,
-            sse: true,
-        };
+        return Accepts { json: true, sse: true, sse_first: false };
     };
-    let mut a = Accepts {
-        json: false,
-        sse: false,
-    };
+    let mut a = Accepts { json: false, sse: false, sse_first: false };
     for part in value.split(',') {
-        let media = part
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let media = part.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         match media.as_str() {
             "*/*" => {
                 a.json = true;
                 a.sse = true;
             }
             "application/json" | "application/*" => a.json = true,
-            "text/event-stream" | "text/*" => a.sse = true,
+            "text/event-stream" | "text/*" => {
+                a.sse_first |= !a.json;
+                a.sse = true;
+            }
             _ => {}
         }
     }
@@ -133,17 +115,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Finds the session a request names, checking it belongs to this endpoint.
-fn find_session(
-    app: &AppState,
-    scope: &Scope,
-    headers: &HeaderMap,
-) -> Result<std::sync::Arc<Session>, HttpError> {
+fn find_session(app: &AppState, scope: &Scope, headers: &HeaderMap) -> Result<Arc<Session>, HttpError> {
     let id = header_str(headers, h::SESSION_ID).ok_or(HttpError::MissingSession)?;
-    let session = app
-        .gateway
-        .sessions()
-        .touch(id)
-        .ok_or(HttpError::UnknownSession)?;
+    let session = app.gateway.sessions().touch(id).ok_or(HttpError::UnknownSession)?;
     if &session.scope != scope {
         return Err(HttpError::UnknownSession);
     }
@@ -156,11 +130,7 @@ fn check_version_header(headers: &HeaderMap) -> Result<(), HttpError> {
         None => Ok(()),
         Some(v) => {
             let v = v.to_str().unwrap_or_default();
-            if protocol::is_supported(v) {
-                Ok(())
-            } else {
-                Err(HttpError::UnsupportedProtocolVersion(v.to_owned()))
-            }
+            if protocol::is_supported(v) { Ok(()) } else { Err(HttpError::UnsupportedProtocolVersion(v.to_owned())) }
         }
     }
 }
@@ -182,9 +152,7 @@ async fn handle_post(
     }
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            HttpError::PayloadTooLarge {
-                limit: app.gateway.settings().max_body_bytes,
-            }
+            HttpError::PayloadTooLarge { limit: app.gateway.settings().max_body_bytes }
         } else {
             HttpError::InvalidRequest(r.body_text())
         }
@@ -201,16 +169,23 @@ async fn handle_post(
     }
     check_version_header(&headers)?;
     match kind {
-        Kind::Invalid => Err(HttpError::InvalidRequest(
-            "not a JSON-RPC 2.0 request, notification or response".into(),
-        )),
+        Kind::Invalid => Err(HttpError::InvalidRequest("not a JSON-RPC 2.0 request, notification or response".into())),
         Kind::Notification => {
             let session = find_session(&app, &scope, &headers)?;
-            on_notification(&session, &msg);
+            on_notification(&app, &session, msg);
             Ok(StatusCode::ACCEPTED.into_response())
         }
         Kind::Response => {
-            find_session(&app, &scope, &headers)?;
+            let session = find_session(&app, &scope, &headers)?;
+            let id = msg.id.clone().unwrap_or(Value::Null);
+            let outcome = match (msg.result, msg.error) {
+                (Some(r), _) => Ok(jsonrpc::Payload::from_raw(r)),
+                (None, Some(e)) => Err(e),
+                (None, None) => Err(jsonrpc::error_object(jsonrpc::code::INTERNAL_ERROR, "empty response", None)),
+            };
+            if !session.answer_server_request(&id, outcome) {
+                tracing::debug!(session = %session.id, id = %id, "Client answered a request nobody waits for.");
+            }
             Ok(StatusCode::ACCEPTED.into_response())
         }
         Kind::Request => {
@@ -220,44 +195,36 @@ async fn handle_post(
     }
 }
 
-fn on_notification(session: &Session, msg: &Message) {
-    if msg.method.as_deref() == Some(methods::INITIALIZED) {
-        session
-            .initialized
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+fn on_notification(app: &AppState, session: &Arc<Session>, msg: Message) {
+    match msg.method.as_deref() {
+        Some(methods::INITIALIZED) => {
+            session.initialized.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(methods::CANCELLED) => {
+            if let Some(id) = msg.params.as_ref().and_then(|p| p.get("requestId")) {
+                session.cancel_request(id);
+            }
+        }
+        Some(methods::ROOTS_LIST_CHANGED) => app.gateway.roots_changed(session),
+        _ => {}
     }
 }
 
-fn initialize(
-    app: &AppState,
-    scope: Scope,
-    msg: Message,
-    accept: Accepts,
-) -> Result<Response, HttpError> {
+fn initialize(app: &AppState, scope: Scope, msg: Message, accept: Accepts) -> Result<Response, HttpError> {
     let id = msg.id.unwrap_or(Value::Null);
     let params = msg.params.unwrap_or(Value::Null);
     let requested = params.get("protocolVersion").and_then(Value::as_str);
     let result = match app.gateway.initialize_result(&scope, requested) {
         Ok(r) => r,
         Err(e) => {
-            return Ok(json_or_sse(
-                jsonrpc::error_bytes(Some(&id), &e.to_error_object()),
-                accept,
-            ));
+            return Ok(json_or_sse(jsonrpc::error_bytes(Some(&id), &e.to_error_object()), accept));
         }
     };
-    let version = result
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .unwrap_or(protocol::LATEST_VERSION)
-        .to_owned();
+    let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(protocol::LATEST_VERSION).to_owned();
     let session = app.gateway.sessions().create(
         scope,
         version,
-        params
-            .get("capabilities")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({})),
+        params.get("capabilities").cloned().unwrap_or_else(|| serde_json::json!({})),
         params.get("clientInfo").cloned().unwrap_or(Value::Null),
     );
     tracing::debug!(session = %session.id, client = ?session.client_info, "Session started.");
@@ -271,7 +238,7 @@ fn initialize(
 
 /// One message as the whole response: JSON when the client takes it, else a one-event stream.
 fn json_or_sse(message: Bytes, accept: Accepts) -> Response {
-    if accept.json {
+    if accept.json && !accept.prefers_sse() {
         ([(header::CONTENT_TYPE, "application/json")], message).into_response()
     } else {
         sse_response(Body::from(sse::event(&message)))
@@ -281,48 +248,53 @@ fn json_or_sse(message: Bytes, accept: Accepts) -> Response {
 fn sse_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
 }
 
-/// Serves a request: JSON if the result comes first, SSE once anything else does.
-async fn request(
-    app: AppState,
-    scope: Scope,
-    session: std::sync::Arc<Session>,
-    msg: Message,
-    accept: Accepts,
-) -> Response {
+/// Serves a request: JSON if the result comes first, SSE once anything else does (or from the
+/// start when the client prefers SSE). A request the client cancels gets no result.
+async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Message, accept: Accepts) -> Response {
     let id = msg.id.unwrap_or(Value::Null);
     let method = msg.method.unwrap_or_default();
     let (tx, mut rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
+    let tracked = Tracked::new(session.clone(), &id);
     let ctx = RequestContext {
         protocol_version: session.protocol_version.clone(),
         client_capabilities: session.client_capabilities.clone(),
         scope,
+        cancel: Some(tracked.token.clone()),
         session: Some(session),
-        events: Some(tx),
+        // Without SSE nothing can be streamed for this request; related messages then go to
+        // the session's GET stream.
+        events: accept.sse.then_some(tx),
     };
     let gateway = app.gateway.clone();
     let work = async move {
+        let _tracked = tracked;
         let outcome = gateway.handle_request(&ctx, &method, msg.params).await;
         match outcome {
-            Ok(payload) => jsonrpc::response_bytes(&id, &payload),
+            Ok(payload) => Some(jsonrpc::response_bytes(&id, &payload)),
+            Err(RelayError::Cancelled) => None,
             Err(e) => {
                 tracing::debug!(method = %method, error = %e, "Request failed.");
-                jsonrpc::error_bytes(Some(&id), &e.to_error_object())
+                Some(jsonrpc::error_bytes(Some(&id), &e.to_error_object()))
             }
         }
     };
     let mut work = Box::pin(work);
-    let first = tokio::select! {
-        done = &mut work => return json_or_sse(done, accept),
-        first = rx.recv(), if accept.sse => first,
+    let first = if accept.prefers_sse() {
+        None
+    } else {
+        tokio::select! {
+            done = &mut work => return match done {
+                Some(body) => json_or_sse(body, accept),
+                None => cancelled_response(accept),
+            },
+            first = rx.recv(), if accept.sse => first,
+        }
     };
     let stream = async_stream::stream! {
         if let Some(m) = first {
@@ -336,13 +308,46 @@ async fn request(
                     while let Ok(m) = rx.try_recv() {
                         yield Ok(sse::event_value(&m));
                     }
-                    yield Ok(sse::event(&done));
+                    if let Some(body) = done {
+                        yield Ok(sse::event(&body));
+                    }
                     break;
                 }
             }
         }
     };
     sse_response(Body::from_stream(stream))
+}
+
+/// A cancelled request gets no result: an empty stream when the client takes SSE, else the
+/// one answer JSON allows, a "cancelled" error.
+fn cancelled_response(accept: Accepts) -> Response {
+    if accept.sse {
+        sse_response(Body::empty())
+    } else {
+        let err = jsonrpc::error_object(jsonrpc::code::REQUEST_CANCELLED, "request cancelled", None);
+        ([(header::CONTENT_TYPE, "application/json")], jsonrpc::error_bytes(None, &err)).into_response()
+    }
+}
+
+/// Keeps a client request registered for cancellation while it runs.
+struct Tracked {
+    session: Arc<Session>,
+    id: Value,
+    token: tokio_util::sync::CancellationToken,
+}
+
+impl Tracked {
+    fn new(session: Arc<Session>, id: &Value) -> Tracked {
+        let token = session.track_request(id);
+        Tracked { session, id: id.clone(), token }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.session.untrack_request(&self.id);
+    }
 }
 
 fn handle_get(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Response, HttpError> {
@@ -373,7 +378,7 @@ fn handle_get(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Respons
 
 fn handle_delete(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Response, HttpError> {
     let session = find_session(&app, &scope, &headers)?;
-    app.gateway.sessions().remove(&session.id);
+    app.gateway.end_session(&session.id);
     tracing::debug!(session = %session.id, "Session ended by the client.");
     Ok(StatusCode::OK.into_response())
 }

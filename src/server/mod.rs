@@ -39,8 +39,7 @@ pub struct AppState {
 
 /// Refuses to serve a non-loopback address without a token unless explicitly allowed.
 pub fn check_listen(settings: &Settings, addr: SocketAddr) -> Result<(), RunError> {
-    if !addr.ip().is_loopback() && settings.auth_token.is_none() && !settings.allow_unauthenticated
-    {
+    if !addr.ip().is_loopback() && settings.auth_token.is_none() && !settings.allow_unauthenticated {
         return Err(RunError::UnauthenticatedPublicListen(addr));
     }
     Ok(())
@@ -50,27 +49,12 @@ pub fn check_listen(settings: &Settings, addr: SocketAddr) -> Result<(), RunErro
 pub fn app(state: AppState) -> Router {
     let max_body = state.gateway.settings().max_body_bytes;
     let mcp = Router::new()
-        .route(
-            "/mcp",
-            get(mcp::get_stream).post(mcp::post).delete(mcp::delete),
-        )
-        .route(
-            "/servers/{name}/mcp",
-            get(mcp::get_stream_backend)
-                .post(mcp::post_backend)
-                .delete(mcp::delete_backend),
-        )
+        .route("/mcp", get(mcp::get_stream).post(mcp::post).delete(mcp::delete))
+        .route("/servers/{name}/mcp", get(mcp::get_stream_backend).post(mcp::post_backend).delete(mcp::delete_backend))
         .route("/status", get(status))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::check,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::check))
         .layer(DefaultBodyLimit::max(max_body));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .merge(mcp)
-        .with_state(state)
+    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).merge(mcp).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by
@@ -82,11 +66,7 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let local_addr = listener.local_addr()?;
     let closing = CancellationToken::new();
-    let state = AppState {
-        gateway,
-        closing: closing.clone(),
-        local_addr,
-    };
+    let state = AppState { gateway, closing: closing.clone(), local_addr };
     let router = app(state);
     let signal = closing.clone();
     let graceful = async move {
@@ -116,16 +96,8 @@ async fn readyz(State(app): State<AppState>) -> Response {
         .filter(|b| b.status().state != BackendState::Ready)
         .map(|b| json!({"name": &*b.name, "state": b.status().state.as_str(), "error": b.status().last_error}))
         .collect();
-    let status = if not_ready.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        axum::Json(json!({"ready": not_ready.is_empty(), "notReady": not_ready})),
-    )
-        .into_response()
+    let status = if not_ready.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(json!({"ready": not_ready.is_empty(), "notReady": not_ready}))).into_response()
 }
 
 async fn status(State(app): State<AppState>) -> Response {
