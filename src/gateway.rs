@@ -307,7 +307,7 @@ impl Gateway {
             .min_by_key(|l| level_rank(l));
         let Some(level) = wanted else { return };
         for (name, b) in self.backends().iter() {
-            if !b.listing().info.capabilities.get("logging").is_some_and(|l| !l.is_null()) {
+            if b.listing().info.capabilities.get("logging").is_none_or(Value::is_null) {
                 continue;
             }
             let changed = {
