@@ -227,6 +227,7 @@ impl Gateway {
         self.inner.sessions.clear();
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.lock_tasks());
         futures_util::future::join_all(tasks).await;
+        futures_util::future::join_all(self.backends().values().map(|b| b.close_all_sessions())).await;
     }
 
     /// Ends a session (client DELETE) and releases what it held.
@@ -239,6 +240,11 @@ impl Gateway {
     fn after_session_end(&self, session: &Session) {
         for (backend, uri) in self.inner.subscriptions.remove_session(&session.id) {
             self.spawn_backend_request(&backend, methods::UNSUBSCRIBE, json!({"uri": uri}));
+        }
+        for b in self.backends().values().filter(|b| b.config.isolation == crate::config::Isolation::Session) {
+            let b = b.clone();
+            let id = session.id.clone();
+            tokio::spawn(async move { b.close_session(&id).await });
         }
     }
 
@@ -367,7 +373,7 @@ async fn bring_up(
     let cfg: &ServerConfig = &backend.config;
     let limit = cfg.startup_timeout.unwrap_or(settings.startup_timeout);
     let attempt = async {
-        let (conn, events) = Connection::open(&backend.name, cfg, settings).await.map_err(|e| e.to_string())?;
+        let (conn, events) = Connection::open(&backend.name, cfg, settings, None).await.map_err(|e| e.to_string())?;
         match conn.list_all(backend.request_timeout()).await {
             Ok(listing) => Ok((conn, events, listing)),
             Err(e) => {

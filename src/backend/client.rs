@@ -106,6 +106,8 @@ struct Pending {
 pub struct Peer {
     me: std::sync::Weak<Peer>,
     name: Arc<str>,
+    /// The one party this connection serves, when it serves only one.
+    owner: Option<Arc<dyn Origin>>,
     /// Backend requests handed to an origin and not answered yet, by backend id.
     forwarded: Mutex<HashMap<String, Arc<dyn Origin>>>,
     next_id: AtomicU64,
@@ -120,11 +122,21 @@ impl Peer {
     /// A new connection core. Returns the peer, the outbox the transport must drain, and the
     /// stream of backend events for the owner.
     pub fn new(name: Arc<str>) -> (Arc<Peer>, Outbox, mpsc::UnboundedReceiver<BackendEvent>) {
+        Self::with_owner(name, None)
+    }
+
+    /// A connection that belongs to one downstream party: everything the backend sends that is
+    /// not tied to a call goes to `owner`.
+    pub fn with_owner(
+        name: Arc<str>,
+        owner: Option<Arc<dyn Origin>>,
+    ) -> (Arc<Peer>, Outbox, mpsc::UnboundedReceiver<BackendEvent>) {
         let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let peer = Arc::new_cyclic(|me| Peer {
             me: me.clone(),
             name,
+            owner,
             forwarded: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
@@ -268,6 +280,14 @@ impl Peer {
     /// has exactly one. `None` when there is no such party or more than one.
     fn sole_origin(&self) -> Option<(Arc<dyn Origin>, Option<EventSink>)> {
         let pending = self.lock_pending();
+        if let Some(owner) = &self.owner {
+            let mut calls = pending.values().filter(|p| p.origin.is_some());
+            let sink = match (calls.next(), calls.next()) {
+                (Some(only), None) => only.sink.clone(),
+                _ => None,
+            };
+            return Some((owner.clone(), sink));
+        }
         let mut found: Option<(Arc<dyn Origin>, Option<EventSink>, usize)> = None;
         for p in pending.values() {
             let Some(o) = &p.origin else { continue };

@@ -8,19 +8,20 @@
 pub mod client;
 pub mod stdio;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{OnceCell, mpsc};
 
-use crate::config::{ServerConfig, Settings, TransportConfig};
+use crate::config::{Isolation, ServerConfig, Settings, TransportConfig};
 use crate::error::RelayError;
 use crate::jsonrpc::Payload;
 use crate::protocol::{self, methods};
-use client::{BackendEvent, CallError, CallOptions, Peer, Reply};
+use client::{BackendEvent, CallError, CallOptions, Origin, Peer, Reply};
 
 /// Where a backend is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -181,8 +182,9 @@ impl Connection {
         name: &str,
         cfg: &ServerConfig,
         settings: &Settings,
+        owner: Option<Arc<dyn Origin>>,
     ) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>), StartError> {
-        let (peer, outbox, events) = Peer::new(Arc::from(name));
+        let (peer, outbox, events) = Peer::with_owner(Arc::from(name), owner);
         let process = match &cfg.transport {
             TransportConfig::Stdio(s) => stdio::spawn(peer.clone(), outbox, s, settings.max_message_bytes)?,
             TransportConfig::Remote(_) => return Err(StartError::RemoteUnsupported),
@@ -314,6 +316,9 @@ pub struct Backend {
     connection: ArcSwapOption<Connection>,
     listing: ArcSwap<Listing>,
     request_timeout: Duration,
+    settings: Settings,
+    /// With `isolation: "session"`: each session's own connection, opened at its first call.
+    isolated: Mutex<HashMap<String, Arc<OnceCell<Arc<Connection>>>>>,
 }
 
 impl Backend {
@@ -331,7 +336,86 @@ impl Backend {
             }),
             connection: ArcSwapOption::empty(),
             listing: ArcSwap::from_pointee(Listing::default()),
+            settings: settings.clone(),
+            isolated: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The connection that serves `origin`: its own when this backend isolates sessions, else
+    /// the shared one.
+    async fn connection_for(&self, origin: Option<&Arc<dyn Origin>>) -> Result<Arc<Connection>, RelayError> {
+        let unavailable = |reason: String| RelayError::BackendUnavailable { backend: self.name.to_string(), reason };
+        if let (Isolation::Session, Some(origin)) = (self.config.isolation, origin) {
+            let cell = self.lock_isolated().entry(origin.key().to_owned()).or_default().clone();
+            let conn = cell
+                .get_or_try_init(|| self.open_isolated(origin.clone()))
+                .await
+                .map_err(|e| unavailable(format!("could not open a connection for this session: {e}")))?;
+            if conn.is_closed() {
+                self.lock_isolated().remove(origin.key());
+                return Err(unavailable("this session's connection ended".into()));
+            }
+            return Ok(conn.clone());
+        }
+        self.connection().filter(|c| !c.is_closed()).ok_or_else(|| {
+            let status = self.status();
+            unavailable(status.last_error.unwrap_or_else(|| status.state.as_str().to_owned()))
+        })
+    }
+
+    async fn open_isolated(&self, origin: Arc<dyn Origin>) -> Result<Arc<Connection>, StartError> {
+        let limit = self.config.startup_timeout.unwrap_or(self.settings.startup_timeout);
+        let (conn, mut events) = tokio::time::timeout(
+            limit,
+            Connection::open(&self.name, &self.config, &self.settings, Some(origin.clone())),
+        )
+        .await
+        .map_err(|_| StartError::Timeout(limit))??;
+        tracing::info!(backend = %self.name, session = origin.key(), pid = ?conn.pid(), "Opened a connection for one session.");
+        let name = self.name.clone();
+        // What this session's connection sends that is not tied to a call still belongs to it.
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    BackendEvent::Notification { method, params } if method == methods::MESSAGE => {
+                        origin.forward_notification(&name, &method, params, None);
+                    }
+                    BackendEvent::Notification { .. } => {}
+                    BackendEvent::Closed { .. } => break,
+                }
+            }
+        });
+        Ok(Arc::new(conn))
+    }
+
+    /// Closes the connection a session had of its own, if any.
+    pub async fn close_session(&self, session: &str) {
+        let cell = self.lock_isolated().remove(session);
+        if let Some(conn) = cell.and_then(|c| c.get().cloned()) {
+            conn.stop().await;
+        }
+    }
+
+    /// Closes every per-session connection (shutdown).
+    pub async fn close_all_sessions(&self) {
+        let cells: Vec<_> = self.lock_isolated().drain().map(|(_, c)| c).collect();
+        for conn in cells.iter().filter_map(|c| c.get()) {
+            conn.stop().await;
+        }
+    }
+
+    /// Number of sessions with a connection of their own.
+    pub fn isolated_sessions(&self) -> usize {
+        self.lock_isolated().len()
+    }
+
+    /// PIDs of the per-session child processes.
+    pub fn isolated_pids(&self) -> Vec<u32> {
+        self.lock_isolated().values().filter_map(|c| c.get().and_then(|c| c.pid())).collect()
+    }
+
+    fn lock_isolated(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<Arc<Connection>>>>> {
+        self.isolated.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn status(&self) -> Status {
@@ -365,13 +449,7 @@ impl Backend {
 
     /// Sends a request to this backend and maps the failure modes to relay errors.
     pub async fn call(&self, method: &str, params: Option<Value>, opts: CallOptions) -> Result<Payload, RelayError> {
-        let Some(conn) = self.connection().filter(|c| !c.is_closed()) else {
-            let status = self.status();
-            return Err(RelayError::BackendUnavailable {
-                backend: self.name.to_string(),
-                reason: status.last_error.unwrap_or_else(|| status.state.as_str().to_owned()),
-            });
-        };
+        let conn = self.connection_for(opts.origin.as_ref()).await?;
         match conn.request(method, params, opts, self.request_timeout).await {
             Ok(Reply::Result(p)) => Ok(p),
             Ok(Reply::Error(e)) => Err(RelayError::Backend(e)),

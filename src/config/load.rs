@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::expand::{EnvLookup, expand};
 use super::{
-    Config, ConfigError, Diagnostic, RemoteConfig, RemoteKind, Secret, ServerConfig, Settings, StdioConfig,
+    Config, ConfigError, Diagnostic, Isolation, RemoteConfig, RemoteKind, Secret, ServerConfig, Settings, StdioConfig,
     TransportConfig,
 };
 
@@ -25,7 +25,7 @@ use super::{
 pub const AUTH_TOKEN_VAR: &str = "MCPMUX_AUTH_TOKEN";
 
 /// mcpmux's own per-server keys, allowed in an entry or under `mcpmux.servers.<name>`.
-const OWN_SERVER_KEYS: [&str; 4] = ["prefix", "disabled", "requestTimeoutMs", "startupTimeoutMs"];
+const OWN_SERVER_KEYS: [&str; 5] = ["prefix", "disabled", "requestTimeoutMs", "startupTimeoutMs", "isolation"];
 
 /// Largest accepted `pageSize`.
 const MAX_PAGE_SIZE: u64 = 10_000;
@@ -303,6 +303,7 @@ struct OwnKeys {
     disabled: bool,
     request_timeout: Option<Duration>,
     startup_timeout: Option<Duration>,
+    isolation: Isolation,
 }
 
 /// What the walk of one entry needs to know.
@@ -578,6 +579,7 @@ impl<'e> Validator<'e> {
             disabled: own.disabled,
             request_timeout: own.request_timeout,
             startup_timeout: own.startup_timeout,
+            isolation: own.isolation,
         })
     }
 
@@ -742,6 +744,11 @@ impl<'e> Validator<'e> {
             "disabled" => own.disabled = self.boolean(loc, value).unwrap_or(own.disabled),
             "requestTimeoutMs" => own.request_timeout = self.millis(loc, value),
             "startupTimeoutMs" => own.startup_timeout = self.millis(loc, value),
+            "isolation" => match value.as_str() {
+                Some("shared") => own.isolation = Isolation::Shared,
+                Some("session") => own.isolation = Isolation::Session,
+                _ => self.error(loc, format!("expected \"shared\" or \"session\", found {}", describe(value))),
+            },
             _ => {}
         }
     }

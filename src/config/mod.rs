@@ -113,6 +113,20 @@ pub struct ServerConfig {
     pub request_timeout: Option<Duration>,
     /// Per-backend startup timeout (overrides `Settings::startup_timeout`).
     pub startup_timeout: Option<Duration>,
+    /// Whether client sessions share one connection to the backend or each get their own.
+    pub isolation: Isolation,
+}
+
+/// How client sessions use a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// One connection (one child process) serves every session.
+    #[default]
+    Shared,
+    /// Each client session gets its own connection (its own child process for stdio), opened at
+    /// its first call and closed when the session ends. For stateful backends, and for backends
+    /// whose requests to the client must reach exactly the right session.
+    Session,
 }
 
 /// How a backend is reached.

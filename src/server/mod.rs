@@ -124,6 +124,12 @@ async fn status(State(app): State<AppState>) -> Response {
                     "resources": l.resources.len(),
                     "resourceTemplates": l.templates.len(),
                     "prompts": l.prompts.len(),
+                    "isolation": match cfg.isolation {
+                        crate::config::Isolation::Shared => "shared",
+                        crate::config::Isolation::Session => "session",
+                    },
+                    "sessionConnections": b.isolated_sessions(),
+                    "sessionPids": b.isolated_pids(),
                 })
             }
             None => {
