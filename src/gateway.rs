@@ -52,6 +52,8 @@ struct Inner {
     subscriptions: Subscriptions,
     /// The `logging/setLevel` level last sent to each backend.
     log_levels: Mutex<HashMap<String, String>>,
+    /// `(backend, backend task id)` → the session that created the task, for status updates.
+    task_owners: Mutex<HashMap<(String, String), String>>,
 }
 
 /// One row of the start-up table.
@@ -84,6 +86,7 @@ impl Gateway {
             config: ArcSwap::from_pointee(config.clone()),
             subscriptions: Subscriptions::default(),
             log_levels: Mutex::new(HashMap::new()),
+            task_owners: Mutex::new(HashMap::new()),
         });
         let gateway = Gateway { inner };
         let mut backends = BTreeMap::new();
@@ -238,6 +241,7 @@ impl Gateway {
     }
 
     fn after_session_end(&self, session: &Session) {
+        self.inner.task_owners.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, owner| owner != &session.id);
         for (backend, uri) in self.inner.subscriptions.remove_session(&session.id) {
             self.spawn_backend_request(&backend, methods::UNSUBSCRIBE, json!({"uri": uri}));
         }
@@ -300,6 +304,33 @@ impl Gateway {
             }
             session.send(crate::jsonrpc::notification(methods::RESOURCES_UPDATED, Some(p)));
         }
+    }
+
+    /// Remembers that `session` created task `task_id` on `backend`.
+    pub fn remember_task(&self, backend: &str, task_id: &str, session: &str) {
+        self.inner
+            .task_owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((backend.to_owned(), task_id.to_owned()), session.to_owned());
+    }
+
+    /// A backend's task changed status: tell the session that created it, with its task id.
+    fn task_status(&self, backend: &Backend, params: Option<Value>) {
+        let Some(mut params) = params else { return };
+        let Some(task_id) = params.get("taskId").and_then(Value::as_str).map(str::to_owned) else { return };
+        let key = (backend.name.to_string(), task_id.clone());
+        let terminal =
+            matches!(params.get("status").and_then(Value::as_str), Some("completed" | "failed" | "cancelled"));
+        let owner = {
+            let mut owners = self.inner.task_owners.lock().unwrap_or_else(|e| e.into_inner());
+            if terminal { owners.remove(&key) } else { owners.get(&key).cloned() }
+        };
+        let Some(session) = owner.and_then(|id| self.inner.sessions.get(&id)) else { return };
+        if session.scope == Scope::Merged {
+            params["taskId"] = Value::String(crate::relay::wrap_task_id(&backend.config.prefix, &task_id));
+        }
+        session.send(crate::jsonrpc::notification(methods::TASK_STATUS, Some(params)));
     }
 
     /// Sends backends the most verbose level any session asked for; mcpmux filters per session.
@@ -484,6 +515,8 @@ async fn serve_events(
             Some(BackendEvent::Notification { method, params }) => {
                 if let Some(kinds) = ListKind::from_list_changed(&method) {
                     relist(gw, backend, conn, kinds).await;
+                } else if method == methods::TASK_STATUS {
+                    gw.task_status(backend, params);
                 } else if method == methods::RESOURCES_UPDATED {
                     gw.resource_updated(backend, params);
                 } else if method == methods::MESSAGE {

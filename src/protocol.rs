@@ -51,5 +51,10 @@ pub mod methods {
     pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
     pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
     pub const SUBSCRIBE: &str = "resources/subscribe";
+    pub const TASKS_GET: &str = "tasks/get";
+    pub const TASKS_RESULT: &str = "tasks/result";
+    pub const TASKS_CANCEL: &str = "tasks/cancel";
+    pub const TASKS_LIST: &str = "tasks/list";
+    pub const TASK_STATUS: &str = "notifications/tasks/status";
     pub const UNSUBSCRIBE: &str = "resources/unsubscribe";
 }

@@ -86,6 +86,17 @@ impl Gateway {
                 caps.insert("resources".into(), resources);
                 caps.insert("prompts".into(), json!({"listChanged": true}));
                 caps.insert("logging".into(), json!({}));
+                let mut tasks = Map::new();
+                for b in self.backends().values() {
+                    if let Some(t) = b.listing().info.capabilities.get("tasks").and_then(Value::as_object) {
+                        for (k, v) in t {
+                            tasks.entry(k.clone()).or_insert_with(|| v.clone());
+                        }
+                    }
+                }
+                if !tasks.is_empty() {
+                    caps.insert("tasks".into(), Value::Object(tasks));
+                }
                 if catalog.any_backend_has("completions") {
                     caps.insert("completions".into(), json!({}));
                 }
@@ -208,7 +219,16 @@ impl Gateway {
             backend: backend.to_owned(),
             reason: "not configured".into(),
         })?;
-        b.call(method, params, ctx.call_options()).await
+        let creates_task = method == methods::TOOLS_CALL && params.as_ref().is_some_and(|p| p.get("task").is_some());
+        let payload = b.call(method, params, ctx.call_options()).await?;
+        if creates_task
+            && let Some(session) = &ctx.session
+            && let Ok(v) = serde_json::from_slice::<Value>(&payload.0)
+            && let Some(id) = v["task"]["taskId"].as_str()
+        {
+            self.remember_task(backend, id, &session.id);
+        }
+        Ok(payload)
     }
 
     async fn route_merged(
@@ -217,6 +237,9 @@ impl Gateway {
         method: &str,
         params: Option<Value>,
     ) -> Result<Payload, RelayError> {
+        if method == methods::TASKS_LIST {
+            return self.list_tasks(ctx).await;
+        }
         let mut params = params.ok_or_else(|| RelayError::InvalidParams(format!("{method} needs params")))?;
         let catalog = self.catalog();
         let (backend, rewrite) = match method {
@@ -224,15 +247,85 @@ impl Gateway {
             methods::PROMPTS_GET => (route_by_name(&catalog, &mut params, Lookup::Prompt)?, Rewrite::Messages),
             methods::RESOURCES_READ => (route_by_uri(&catalog, &mut params)?, Rewrite::Contents),
             methods::COMPLETE => (route_completion(&catalog, &mut params)?, Rewrite::None),
+            methods::TASKS_GET | methods::TASKS_CANCEL => (route_by_task(&catalog, &mut params)?, Rewrite::None),
+            methods::TASKS_RESULT => (route_by_task(&catalog, &mut params)?, Rewrite::Content),
             _ => return Err(RelayError::MethodNotFound(method.to_owned())),
         };
         let prefix = catalog.prefix_of(&backend).unwrap_or(&backend).to_owned();
         drop(catalog);
+        let creates_task = method == methods::TOOLS_CALL && params.get("task").is_some();
         let b = self
             .backend(&backend)
             .ok_or_else(|| RelayError::BackendUnavailable { backend: backend.clone(), reason: "removed".into() })?;
         let payload = b.call(method, Some(params), ctx.call_options()).await?;
+        let payload = if creates_task || method.starts_with("tasks/") {
+            self.rewrite_task_ids(payload, &backend, &prefix, ctx.session.as_deref())
+        } else {
+            payload
+        };
         Ok(rewrite_uris(payload, rewrite, &prefix))
+    }
+
+    /// `tasks/list` across every backend that lists tasks, all pages, namespaced.
+    async fn list_tasks(&self, ctx: &RequestContext) -> Result<Payload, RelayError> {
+        let backends: Vec<_> = self
+            .backends()
+            .values()
+            .filter(|b| !b.listing().info.capabilities["tasks"]["list"].is_null())
+            .cloned()
+            .collect();
+        let mut tasks = Vec::new();
+        for b in backends {
+            let prefix = b.config.prefix.clone();
+            let mut cursor: Option<Value> = None;
+            for _ in 0..1000 {
+                let params = cursor.as_ref().map(|c| json!({"cursor": c}));
+                let page = match b.call(methods::TASKS_LIST, params, ctx.call_options()).await {
+                    Ok(p) => serde_json::from_slice::<Value>(&p.0).unwrap_or_default(),
+                    Err(e) => {
+                        tracing::debug!(backend = %b.name, error = %e, "tasks/list failed on one backend; skipped.");
+                        break;
+                    }
+                };
+                if let Some(items) = page.get("tasks").and_then(Value::as_array) {
+                    for t in items {
+                        let mut t = t.clone();
+                        if let Some(Value::String(id)) = t.get_mut("taskId") {
+                            *id = wrap_task_id(&prefix, id);
+                        }
+                        tasks.push(t);
+                    }
+                }
+                match page.get("nextCursor") {
+                    Some(c) if !c.is_null() && Some(c) != cursor.as_ref() => cursor = Some(c.clone()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(Payload::from_value(&json!({"tasks": tasks})))
+    }
+
+    /// Namespaces the task ids in a task result and remembers which session created a task.
+    fn rewrite_task_ids(&self, payload: Payload, backend: &str, prefix: &str, session: Option<&Session>) -> Payload {
+        if !contains(&payload.0, b"\"taskId\"") {
+            return payload;
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(&payload.0) else { return payload };
+        if let Some(Value::String(id)) = v.get_mut("task").and_then(|t| t.get_mut("taskId")) {
+            if let Some(s) = session {
+                self.remember_task(backend, id, &s.id);
+            }
+            *id = wrap_task_id(prefix, id);
+        }
+        if let Some(Value::String(id)) = v.get_mut("taskId") {
+            *id = wrap_task_id(prefix, id);
+        }
+        if let Some(Value::String(id)) =
+            v.get_mut("_meta").and_then(|m| m.get_mut(RELATED_TASK)).and_then(|r| r.get_mut("taskId"))
+        {
+            *id = wrap_task_id(prefix, id);
+        }
+        Payload::from_value(&v)
     }
 }
 
@@ -254,6 +347,29 @@ fn route_by_name(catalog: &Catalog, params: &mut Value, lookup: Lookup) -> Resul
     let original = target.original.clone();
     if let Some(obj) = params.as_object_mut() {
         obj.insert("name".into(), Value::String(original));
+    }
+    Ok(backend)
+}
+
+/// The `_meta` key that ties a message to a task.
+pub const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
+
+/// Client-facing task id: `{prefix}:{backend task id}` (a prefix never contains `:`).
+pub fn wrap_task_id(prefix: &str, id: &str) -> String {
+    format!("{prefix}:{id}")
+}
+
+fn route_by_task(catalog: &Catalog, params: &mut Value) -> Result<String, RelayError> {
+    let task_id = params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RelayError::InvalidParams("params.taskId must be a string".into()))?;
+    let unknown = || RelayError::InvalidParams(format!("unknown task '{task_id}'"));
+    let (prefix, original) = task_id.split_once(':').ok_or_else(unknown)?;
+    let backend = catalog.backend_for_prefix(prefix).ok_or_else(unknown)?.to_owned();
+    let original = original.to_owned();
+    if let Some(obj) = params.as_object_mut() {
+        obj.insert("taskId".into(), Value::String(original));
     }
     Ok(backend)
 }

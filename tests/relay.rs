@@ -184,3 +184,45 @@ async fn a_cancelled_call_ends_its_stream_without_a_result() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn tasks_are_namespaced_per_backend_and_routed_back() {
+    tokio::time::timeout(common::TEST_TIMEOUT, async {
+        let d = Daemon::start(json!({"mcpServers": {"everything": everything(None)}})).await;
+        let mut c = d.client().await;
+        assert!(c.init_result["capabilities"]["tasks"]["requests"]["tools"]["call"].is_object(), "{}", c.init_result);
+        let created = c
+            .request(
+                "tools/call",
+                json!({"name": "everything_simulate-research-query", "arguments": {"topic": "gateways"}, "task": {"ttl": 60000}}),
+            )
+            .await;
+        let task_id = created.result()["task"]["taskId"].as_str().unwrap().to_owned();
+        assert!(task_id.starts_with("everything:"), "task ids carry the backend's prefix: {task_id}");
+
+        let listed = c.request("tasks/list", json!({})).await;
+        let ids: Vec<&str> = listed.result()["tasks"].as_array().unwrap().iter().map(|t| t["taskId"].as_str().unwrap()).collect();
+        assert!(ids.contains(&task_id.as_str()), "{ids:?}");
+
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let got = c.request("tasks/get", json!({"taskId": task_id})).await;
+            let status = got.result()["status"].as_str().unwrap().to_owned();
+            assert_eq!(got.result()["taskId"], json!(task_id));
+            if status == "completed" {
+                break;
+            }
+            assert!(status == "working", "unexpected status {status}");
+            assert!(Instant::now() < deadline, "task did not complete");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let result = c.request("tasks/result", json!({"taskId": task_id})).await;
+        assert!(common::text_of(result.result()).contains("Research Report: gateways"), "{:?}", result.result());
+
+        let e = c.request("tasks/get", json!({"taskId": "nobody:123"})).await;
+        assert_eq!(e.error()["code"], -32602);
+        d.stop().await.unwrap();
+    })
+    .await
+    .unwrap();
+}

@@ -223,6 +223,11 @@ impl Catalog {
         Some((backend.as_str(), original.to_owned()))
     }
 
+    /// The backend whose prefix is `prefix`.
+    pub fn backend_for_prefix(&self, prefix: &str) -> Option<&str> {
+        self.prefixes.get(prefix).map(String::as_str)
+    }
+
     /// The prefix a backend's names and URIs carry in the merged view.
     pub fn prefix_of(&self, backend: &str) -> Option<&str> {
         self.prefix_of.get(backend).map(String::as_str)

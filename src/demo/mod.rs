@@ -16,8 +16,19 @@
 //! - `clock`: tools `now`, `add`, `echo`, `sleep` (progress, cancellation), `fail` (a -32603
 //!   error); resources `clock://uptime` and template `clock://timezones/{offset}`; prompt
 //!   `plan_day`.
+//! - `conformance`: the fixed names the official MCP conformance suite's server scenarios ask
+//!   for (tools `test_simple_text`, `test_sampling`, `test_elicitation`, ...; resources
+//!   `test://static-text`, ...; prompts `test_simple_prompt`, ...), including tools that send
+//!   requests to the client (`sampling/createMessage`, `elicitation/create`) and wait for the
+//!   answer, and resource subscriptions.
+//!
+//! Requests to the client: a handler calls [`Ctx::request_client`], which sends a request with
+//! a fresh id of the server's own and waits (bounded) until the client's response to that id is
+//! fed back through [`DemoServer::handle`] (or the stdio loop). Tools that wait like this run on
+//! their own task in [`serve_io`], so the loop keeps reading and can deliver the response.
 
 mod clock;
+mod conformance;
 mod notes;
 mod util;
 
@@ -28,10 +39,11 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use util::{
@@ -40,17 +52,20 @@ use util::{
 };
 
 /// The demo personalities `mcpmux demo <personality>` accepts.
-pub const PERSONALITIES: &[&str] = &["notes", "clock"];
+pub const PERSONALITIES: &[&str] = &["notes", "clock", "conformance"];
 
 /// Protocol versions the demo server speaks; the last is offered when the client asks for
 /// another.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
 
+/// How long a request to the client (sampling, elicitation) waits for the client's response.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Why the demo server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("unknown demo personality '{0}' (known: notes, clock)")]
+    #[error("unknown demo personality '{0}' (known: notes, clock, conformance)")]
     UnknownPersonality(String),
     #[error("demo server I/O error: {0}")]
     Io(#[from] io::Error),
@@ -162,7 +177,18 @@ struct Shared {
     next_generation: AtomicU64,
     /// Set by `logging/setLevel`; no log notifications are sent before the client asks.
     log_level: Mutex<Option<LogLevel>>,
+    /// The `capabilities` the client sent in `initialize` (null before).
+    client_capabilities: Mutex<Value>,
+    /// Requests this server sent to the client and still waits for, by the compact JSON of
+    /// their id.
+    outgoing: Mutex<HashMap<String, oneshot::Sender<ClientResponse>>>,
+    next_outgoing_id: AtomicU64,
+    /// Bound on waiting for the client's response to one of them.
+    client_request_timeout: Duration,
 }
+
+/// The client's answer to a request of ours: its `result`, or its `error` object.
+type ClientResponse = Result<Value, Value>;
 
 #[derive(Debug)]
 struct InFlight {
@@ -174,6 +200,7 @@ struct InFlight {
 enum Personality {
     Notes(notes::Notes),
     Clock(clock::Clock),
+    Conformance(conformance::Conformance),
 }
 
 /// Locks ignoring poisoning: every critical section leaves its data consistent.
@@ -185,9 +212,16 @@ impl DemoServer {
     /// A fresh server (fresh state) for one connection; `personality` is one of
     /// [`PERSONALITIES`].
     pub fn new(personality: &str) -> Result<Self, DemoError> {
+        Self::with_client_request_timeout(personality, CLIENT_REQUEST_TIMEOUT)
+    }
+
+    /// [`new`](Self::new), waiting at most `timeout` for the client's response to a request of
+    /// the server's.
+    fn with_client_request_timeout(personality: &str, timeout: Duration) -> Result<Self, DemoError> {
         let personality = match personality {
             "notes" => Personality::Notes(notes::Notes::new()),
             "clock" => Personality::Clock(clock::Clock::new()),
+            "conformance" => Personality::Conformance(conformance::Conformance::new()),
             other => return Err(DemoError::UnknownPersonality(other.to_owned())),
         };
         Ok(Self {
@@ -196,6 +230,10 @@ impl DemoServer {
                 in_flight: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(0),
                 log_level: Mutex::new(None),
+                client_capabilities: Mutex::new(Value::Null),
+                outgoing: Mutex::new(HashMap::new()),
+                next_outgoing_id: AtomicU64::new(1),
+                client_request_timeout: timeout,
             }),
         })
     }
@@ -205,15 +243,18 @@ impl DemoServer {
         match self.shared.personality {
             Personality::Notes(_) => "notes",
             Personality::Clock(_) => "clock",
+            Personality::Conformance(_) => "conformance",
         }
     }
 
     /// Handles one incoming JSON-RPC message (request, notification or client response, already
-    /// parsed) and sends every outgoing message on `out`: notifications first (progress,
-    /// list_changed, log), then the response. Notifications and client responses get no reply;
-    /// a request cancelled with `notifications/cancelled` while running gets none either.
-    /// Returns once the request is finished. To serve requests concurrently, call `handle` on
-    /// clones of this server.
+    /// parsed) and sends every outgoing message on `out`: notifications and requests to the
+    /// client first (progress, list_changed, log, sampling), then the response. Notifications
+    /// and client responses get no reply (a client response completes the request of ours it
+    /// answers); a request cancelled with `notifications/cancelled` while running gets none
+    /// either. Returns once the request is finished. To serve requests concurrently, call
+    /// `handle` on clones of this server; a request that waits for the client's response needs
+    /// that response handled on another clone while it waits.
     pub async fn handle(&mut self, msg: Value, out: &mpsc::UnboundedSender<Value>) {
         if let Some(job) = self.accept(msg, out) {
             job.run(out).await;
@@ -249,8 +290,11 @@ impl DemoServer {
                 );
                 return None;
             }
-            // A response to something the client thinks we asked: we never ask, so drop it.
-            None if obj.contains_key("result") || obj.contains_key("error") => return None,
+            // A response to a request of ours; one we are not waiting for is dropped.
+            None if obj.contains_key("result") || obj.contains_key("error") => {
+                self.client_response(id, obj);
+                return None;
+            }
             None => {
                 reject(valid_id.unwrap_or(Value::Null), "no \"method\"");
                 return None;
@@ -299,6 +343,17 @@ impl DemoServer {
         })
     }
 
+    /// Completes the request of ours that a client response answers, if one is waiting.
+    fn client_response(&self, id: Option<Value>, mut obj: Map<String, Value>) {
+        let Some(id) = id else { return };
+        let Some(waiting) = lock(&self.shared.outgoing).remove(&id.to_string()) else { return };
+        let response = match obj.remove("error") {
+            Some(error) => Err(error),
+            None => Ok(obj.remove("result").unwrap_or(Value::Null)),
+        };
+        let _ = waiting.send(response);
+    }
+
     fn notification(&self, method: &str, params: &Map<String, Value>) {
         if method == "notifications/cancelled"
             && let Some(id) = params.get("requestId")
@@ -342,6 +397,7 @@ impl DemoServer {
                 match personality {
                     Personality::Notes(notes) => notes.call_tool(ctx, name, args),
                     Personality::Clock(clock) => clock.call_tool(ctx, name, args).await,
+                    Personality::Conformance(conformance) => conformance.call_tool(ctx, name, args).await,
                 }
             }
             "resources/list" => paginate(personality.resources(), params, "resources"),
@@ -351,8 +407,18 @@ impl DemoServer {
                 match personality {
                     Personality::Notes(notes) => notes.read_resource(uri),
                     Personality::Clock(clock) => clock.read_resource(uri),
+                    Personality::Conformance(conformance) => conformance.read_resource(uri),
                 }
             }
+            "resources/subscribe" | "resources/unsubscribe" => match personality {
+                Personality::Conformance(conformance) => {
+                    let uri = util::required_str(params, "uri", method)?;
+                    conformance.subscribe(uri, method == "resources/subscribe")
+                }
+                Personality::Notes(_) | Personality::Clock(_) => {
+                    Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: '{method}'")))
+                }
+            },
             "prompts/list" => paginate(personality.prompts(), params, "prompts"),
             "prompts/get" => {
                 let name = util::required_str(params, "name", "prompts/get")?;
@@ -360,6 +426,7 @@ impl DemoServer {
                 match personality {
                     Personality::Notes(notes) => notes.get_prompt(name, &args),
                     Personality::Clock(clock) => clock.get_prompt(name, &args),
+                    Personality::Conformance(_) => conformance::get_prompt(name, &args),
                 }
             }
             "completion/complete" => {
@@ -367,6 +434,7 @@ impl DemoServer {
                 match personality {
                     Personality::Notes(notes) => notes.complete(&reference, argument, value),
                     Personality::Clock(clock) => clock.complete(&reference, argument, value),
+                    Personality::Conformance(_) => conformance::complete(&reference, argument, value),
                 }
             }
             other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: '{other}'"))),
@@ -376,6 +444,8 @@ impl DemoServer {
     fn initialize(&self, params: &Map<String, Value>) -> Value {
         let requested = params.get("protocolVersion").and_then(Value::as_str);
         let version = requested.filter(|v| PROTOCOL_VERSIONS.contains(v)).unwrap_or(LATEST_PROTOCOL_VERSION);
+        let capabilities = params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
+        *lock(&self.shared.client_capabilities) = capabilities;
         let personality = &self.shared.personality;
         let name = self.personality();
         json!({
@@ -394,9 +464,10 @@ impl DemoServer {
 impl Personality {
     fn capabilities(&self) -> Value {
         let resources_list_changed = matches!(self, Personality::Notes(_));
+        let resources_subscribe = matches!(self, Personality::Conformance(_));
         json!({
             "tools": { "listChanged": false },
-            "resources": { "subscribe": false, "listChanged": resources_list_changed },
+            "resources": { "subscribe": resources_subscribe, "listChanged": resources_list_changed },
             "prompts": { "listChanged": false },
             "completions": {},
             "logging": {},
@@ -407,6 +478,7 @@ impl Personality {
         match self {
             Personality::Notes(_) => notes::INSTRUCTIONS,
             Personality::Clock(_) => clock::INSTRUCTIONS,
+            Personality::Conformance(_) => conformance::INSTRUCTIONS,
         }
     }
 
@@ -414,6 +486,7 @@ impl Personality {
         match self {
             Personality::Notes(_) => notes::tools(),
             Personality::Clock(_) => clock::tools(),
+            Personality::Conformance(_) => conformance::tools(),
         }
     }
 
@@ -421,6 +494,7 @@ impl Personality {
         match self {
             Personality::Notes(notes) => notes.resources(),
             Personality::Clock(_) => clock::resources(),
+            Personality::Conformance(_) => conformance::resources(),
         }
     }
 
@@ -428,6 +502,7 @@ impl Personality {
         match self {
             Personality::Notes(_) => notes::resource_templates(),
             Personality::Clock(_) => clock::resource_templates(),
+            Personality::Conformance(_) => conformance::resource_templates(),
         }
     }
 
@@ -435,12 +510,17 @@ impl Personality {
         match self {
             Personality::Notes(_) => notes::prompts(),
             Personality::Clock(_) => clock::prompts(),
+            Personality::Conformance(_) => conformance::prompts(),
         }
     }
 
     /// Whether `tools/call` of `tool` may wait, so the stdio loop runs it on its own task.
     fn is_slow_tool(&self, tool: &str) -> bool {
-        matches!(self, Personality::Clock(_)) && clock::is_slow_tool(tool)
+        match self {
+            Personality::Notes(_) => false,
+            Personality::Clock(_) => clock::is_slow_tool(tool),
+            Personality::Conformance(_) => conformance::is_slow_tool(tool),
+        }
     }
 }
 
@@ -635,5 +715,75 @@ impl Ctx<'_> {
             // The slot was taken over by a newer request with the same id: no cancel can come.
             std::future::pending::<()>().await;
         }
+    }
+
+    /// Whether the client declared `capability` (`"sampling"`, `"elicitation"`) in `initialize`.
+    fn client_supports(&self, capability: &str) -> bool {
+        lock(&self.shared.client_capabilities).get(capability).is_some_and(|c| !c.is_null())
+    }
+
+    /// Sends the request `method` to the client with a fresh id of this server's and waits for
+    /// the client's response, at most the server's client request timeout. Gives up (and tells
+    /// the client with `notifications/cancelled`) on timeout or when the request being served
+    /// is cancelled.
+    async fn request_client(&mut self, method: &str, params: Value) -> Result<Value, ClientRequestError> {
+        let shared = self.shared;
+        let number = shared.next_outgoing_id.fetch_add(1, Ordering::Relaxed);
+        let id = Value::from(number);
+        let (tx, rx) = oneshot::channel();
+        let waiting = Waiting::register(shared, id.to_string(), tx);
+        let request = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        if self.out.send(request).is_err() {
+            return Err(ClientRequestError::Closed);
+        }
+        let outcome = tokio::select! {
+            answer = tokio::time::timeout(shared.client_request_timeout, rx) => match answer {
+                Ok(Ok(Ok(result))) => return Ok(result),
+                Ok(Ok(Err(error))) => return Err(ClientRequestError::Error(error)),
+                Ok(Err(_)) => return Err(ClientRequestError::Closed),
+                Err(_) => ClientRequestError::TimedOut(shared.client_request_timeout),
+            },
+            () = self.cancelled() => ClientRequestError::Cancelled,
+        };
+        drop(waiting);
+        let reason = match outcome {
+            ClientRequestError::TimedOut(_) => "timed out waiting for the response",
+            _ => "the request it was sent for was cancelled",
+        };
+        self.notify("notifications/cancelled", json!({ "requestId": id, "reason": reason }));
+        Err(outcome)
+    }
+}
+
+/// Why [`Ctx::request_client`] got no result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum ClientRequestError {
+    /// The client answered with this JSON-RPC error object.
+    #[error("the client answered with an error: {0}")]
+    Error(Value),
+    #[error("no response from the client within {0:?}")]
+    TimedOut(Duration),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// A request of ours waiting for the client's response; leaves the table when dropped.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    key: String,
+}
+
+impl<'a> Waiting<'a> {
+    fn register(shared: &'a Shared, key: String, tx: oneshot::Sender<ClientResponse>) -> Self {
+        lock(&shared.outgoing).insert(key.clone(), tx);
+        Self { shared, key }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.outgoing).remove(&self.key);
     }
 }
