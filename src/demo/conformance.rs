@@ -18,7 +18,8 @@ pub(super) const INSTRUCTIONS: &str = "A fixture for the MCP conformance suite: 
      test_* prompts with the names and content the suite's server scenarios expect.";
 
 /// A 2x2 teal RGBA PNG.
-const PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAEElEQVR42mNgaGj4D8YwBgBB9Af9OKqF/QAAAABJRU5ErkJggg==";
+const PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAEElEQVR42mNgaGj4D8YwBgBB9Af9OKqF/QAAAABJRU5ErkJggg==";
 /// 16 samples of an 8 kHz, 8-bit mono PCM square wave.
 const WAV_BASE64: &str = "UklGRjQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YRAAAACgoKCgYGBgYKCgoKBgYGBg";
 
@@ -75,11 +76,7 @@ pub(super) fn tools() -> Vec<Value> {
         tool("test_audio_content", "Returns a WAV audio clip.", no_arguments()),
         tool("test_embedded_resource", "Returns an embedded text resource.", no_arguments()),
         tool("test_multiple_content_types", "Returns text, an image and an embedded resource.", no_arguments()),
-        tool(
-            "test_tool_with_logging",
-            "Sends three info log notifications 50 ms apart while it runs.",
-            no_arguments(),
-        ),
+        tool("test_tool_with_logging", "Sends three info log notifications 50 ms apart while it runs.", no_arguments()),
         tool(
             "test_tool_with_progress",
             "Reports progress 0, 50 and 100 of 100, 50 ms apart, when the request has a progress token.",
@@ -217,7 +214,9 @@ fn user(content: Value) -> Value {
 pub(super) fn get_prompt(name: &str, args: &HashMap<String, String>) -> RpcResult {
     let required = |key: &str| {
         args.get(key).ok_or_else(|| {
-            RpcError::invalid_params(format!("Invalid arguments for prompt '{name}': missing required argument '{key}'"))
+            RpcError::invalid_params(format!(
+                "Invalid arguments for prompt '{name}': missing required argument '{key}'"
+            ))
         })
     };
     let messages = match name {
@@ -401,9 +400,10 @@ impl Conformance {
                 });
                 Ok(elicit(ctx, "Please pick from the enum fields.", schema, "Elicitation completed").await)
             }
-            "json_schema_2020_12_tool" => {
-                Ok(tool_text(format!("JSON Schema 2020-12 tool called with: {}", compact(&Value::Object(args.clone())))))
-            }
+            "json_schema_2020_12_tool" => Ok(tool_text(format!(
+                "JSON Schema 2020-12 tool called with: {}",
+                compact(&Value::Object(args.clone()))
+            ))),
             "test_reconnection" => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(tool_text("Reconnection test completed."))

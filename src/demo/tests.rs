@@ -607,3 +607,514 @@ fn percent_encoding_round_trips() {
     assert_eq!(percent_decode("%FF"), None);
     assert_eq!(percent_decode("my note").as_deref(), Some("my note"));
 }
+
+// ---- The `conformance` personality, and requests to the client. ----
+
+/// A server that went through `initialize` with the client `capabilities`.
+async fn initialized(personality: &str, capabilities: Value) -> DemoServer {
+    let mut s = server(personality);
+    let r = result(
+        &mut s,
+        "initialize",
+        json!({ "protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": { "name": "t", "version": "0" } }),
+    )
+    .await;
+    assert_eq!(r["serverInfo"]["name"], format!("mcpmux-demo-{personality}"));
+    s
+}
+
+/// Starts handling `msg` on a clone of `s` on its own task: what it sends arrives on the
+/// receiver, which closes once the request is finished.
+fn start(s: &DemoServer, msg: Value) -> (mpsc::UnboundedReceiver<Value>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut clone = s.clone();
+    let task = tokio::spawn(async move { clone.handle(msg, &tx).await });
+    (rx, task)
+}
+
+fn start_call(
+    s: &DemoServer,
+    id: Value,
+    tool: &str,
+    arguments: Value,
+) -> (mpsc::UnboundedReceiver<Value>, tokio::task::JoinHandle<()>) {
+    start(
+        s,
+        json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": tool, "arguments": arguments } }),
+    )
+}
+
+/// The next message sent, or `None` once the request finished.
+async fn next(rx: &mut mpsc::UnboundedReceiver<Value>) -> Option<Value> {
+    timeout(BOUND, rx.recv()).await.expect("no message within the bound")
+}
+
+/// Feeds a client response to the server; it must send nothing in reply.
+async fn respond(s: &DemoServer, response: Value) {
+    let mut clone = s.clone();
+    assert!(exchange(&mut clone, response).await.is_empty());
+}
+
+const CONFORMANCE_TOOLS: [&str; 15] = [
+    "test_simple_text",
+    "test_image_content",
+    "test_audio_content",
+    "test_embedded_resource",
+    "test_multiple_content_types",
+    "test_tool_with_logging",
+    "test_tool_with_progress",
+    "test_error_handling",
+    "test_sampling",
+    "test_elicitation",
+    "test_elicitation_sep1034_defaults",
+    "test_elicitation_sep1330_enums",
+    "json_schema_2020_12_tool",
+    "test_reconnection",
+    "update_watched_resource",
+];
+
+#[tokio::test]
+async fn conformance_lists_what_the_suite_asks_for() {
+    let mut s = server("conformance");
+    let r = result(&mut s, "initialize", json!({})).await;
+    assert_eq!(r["capabilities"]["resources"]["subscribe"], true);
+    for capability in ["tools", "prompts", "completions", "logging"] {
+        assert!(r["capabilities"][capability].is_object(), "missing {capability}");
+    }
+
+    let tools = result(&mut s, "tools/list", json!({})).await;
+    assert_eq!(names(&tools, "tools"), CONFORMANCE_TOOLS);
+    for tool in tools["tools"].as_array().unwrap() {
+        assert!(tool["description"].as_str().is_some_and(|d| !d.is_empty()), "{tool}");
+        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+    }
+    let schema = &tools["tools"][12]["inputSchema"];
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(schema["$defs"]["address"]["properties"]["city"]["type"], "string");
+    assert_eq!(schema["properties"]["address"]["$ref"], "#/$defs/address");
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(tools["tools"][8]["inputSchema"]["required"], json!(["prompt"]));
+    assert_eq!(tools["tools"][9]["inputSchema"]["required"], json!(["message"]));
+
+    let resources = result(&mut s, "resources/list", json!({})).await;
+    let uris: Vec<&str> =
+        resources["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris, ["test://static-text", "test://static-binary", "test://watched-resource"]);
+    for resource in resources["resources"].as_array().unwrap() {
+        for field in ["name", "description", "mimeType"] {
+            assert!(resource[field].is_string(), "{field} in {resource}");
+        }
+    }
+    let templates = result(&mut s, "resources/templates/list", json!({})).await;
+    assert_eq!(templates["resourceTemplates"][0]["uriTemplate"], "test://template/{id}/data");
+
+    let prompts = result(&mut s, "prompts/list", json!({})).await;
+    assert_eq!(
+        names(&prompts, "prompts"),
+        [
+            "test_simple_prompt",
+            "test_prompt_with_arguments",
+            "test_prompt_with_embedded_resource",
+            "test_prompt_with_image"
+        ]
+    );
+    assert!(prompts["prompts"].as_array().unwrap().iter().all(|p| p["description"].is_string()));
+    assert_eq!(prompts["prompts"][1]["arguments"][1]["name"], "arg2");
+}
+
+#[tokio::test]
+async fn conformance_content_tools() {
+    let mut s = server("conformance");
+    let r = call_tool(&mut s, "test_simple_text", json!({})).await;
+    assert_eq!(r, json!({ "content": [{ "type": "text", "text": "This is a simple text response for testing." }] }));
+
+    let r = call_tool(&mut s, "test_image_content", json!({})).await;
+    assert_eq!(r["content"][0]["type"], "image");
+    assert_eq!(r["content"][0]["mimeType"], "image/png");
+    // Base64 of the PNG signature.
+    assert!(r["content"][0]["data"].as_str().unwrap().starts_with("iVBORw0KGgo"));
+
+    let r = call_tool(&mut s, "test_audio_content", json!({})).await;
+    assert_eq!(r["content"][0]["type"], "audio");
+    assert_eq!(r["content"][0]["mimeType"], "audio/wav");
+    // Base64 of "RIFF".
+    assert!(r["content"][0]["data"].as_str().unwrap().starts_with("UklGR"));
+
+    let r = call_tool(&mut s, "test_embedded_resource", json!({})).await;
+    assert_eq!(
+        r["content"][0]["resource"],
+        json!({ "uri": "test://embedded-resource", "mimeType": "text/plain", "text": "This is an embedded resource content." })
+    );
+
+    let r = call_tool(&mut s, "test_multiple_content_types", json!({})).await;
+    let types: Vec<&str> = r["content"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["text", "image", "resource"]);
+    let embedded: Value = serde_json::from_str(r["content"][2]["resource"]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(embedded, json!({ "test": "data", "value": 123 }));
+
+    let r = call_tool(&mut s, "test_error_handling", json!({})).await;
+    assert_eq!(r["isError"], true);
+    assert_eq!(text_of(&r), "This tool intentionally returns an error for testing");
+
+    let r = call_tool(&mut s, "json_schema_2020_12_tool", json!({ "name": "n" })).await;
+    assert!(text_of(&r).contains("\"name\":\"n\""));
+    let e = error(&mut s, "tools/call", json!({ "name": "test_nothing" })).await;
+    assert_eq!(e["code"], -32602);
+}
+
+#[tokio::test]
+async fn conformance_logging_tool_logs_three_times_once_a_level_is_set() {
+    let mut s = server("conformance");
+    let call =
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "test_tool_with_logging" } });
+    assert_eq!(exchange(&mut s, call.clone()).await.len(), 1, "no logs before logging/setLevel");
+
+    result(&mut s, "logging/setLevel", json!({ "level": "debug" })).await;
+    let out = exchange(&mut s, call.clone()).await;
+    let (response, logs) = out.split_last().unwrap();
+    assert_eq!(text_of(&response["result"]), "Tool with logging executed successfully");
+    let data: Vec<&str> = logs
+        .iter()
+        .map(|m| {
+            assert_eq!(m["method"], "notifications/message");
+            assert_eq!(m["params"]["level"], "info");
+            m["params"]["data"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(data, ["Tool execution started", "Tool processing data", "Tool execution completed"]);
+
+    result(&mut s, "logging/setLevel", json!({ "level": "warning" })).await;
+    assert_eq!(exchange(&mut s, call).await.len(), 1, "info logs are below warning");
+}
+
+#[tokio::test]
+async fn conformance_progress_tool_reports_0_50_100_with_a_token() {
+    let mut s = server("conformance");
+    let out = exchange(
+        &mut s,
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": { "name": "test_tool_with_progress", "arguments": {}, "_meta": { "progressToken": "progress-test-1" } } }),
+    )
+    .await;
+    let (response, progress) = out.split_last().unwrap();
+    assert_eq!(response["id"], 1);
+    let values: Vec<u64> = progress
+        .iter()
+        .map(|p| {
+            assert_eq!(p["method"], "notifications/progress");
+            assert_eq!(p["params"]["progressToken"], "progress-test-1");
+            assert_eq!(p["params"]["total"], 100);
+            p["params"]["progress"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(values, [0, 50, 100]);
+
+    let out = exchange(
+        &mut s,
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "test_tool_with_progress" } }),
+    )
+    .await;
+    assert_eq!(out.len(), 1, "no progress without a token: {out:?}");
+}
+
+#[tokio::test]
+async fn conformance_sampling_asks_the_client_and_returns_its_answer() {
+    let s = initialized("conformance", json!({ "sampling": {}, "elicitation": {} })).await;
+    let (mut rx, task) = start_call(&s, json!("call-1"), "test_sampling", json!({ "prompt": "Say hi" }));
+    let request = next(&mut rx).await.unwrap();
+    assert_eq!(request["jsonrpc"], "2.0");
+    assert_eq!(request["method"], "sampling/createMessage");
+    assert_eq!(
+        request["params"],
+        json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": "Say hi" } }], "maxTokens": 100 })
+    );
+    let id = request["id"].clone();
+    assert!(id.is_number(), "{request}");
+
+    // A response to an id nobody waits for changes nothing.
+    respond(&s, json!({ "jsonrpc": "2.0", "id": 999, "result": { "content": { "type": "text", "text": "stray" } } }))
+        .await;
+    respond(
+        &s,
+        json!({ "jsonrpc": "2.0", "id": id, "result": {
+            "role": "assistant", "content": { "type": "text", "text": "hi there" }, "model": "m", "stopReason": "endTurn" } }),
+    )
+    .await;
+    let response = next(&mut rx).await.unwrap();
+    assert_eq!(response["id"], "call-1");
+    assert_eq!(text_of(&response["result"]), "LLM response: hi there");
+    assert!(response["result"].get("isError").is_none());
+    assert!(next(&mut rx).await.is_none());
+    timeout(BOUND, task).await.unwrap().unwrap();
+    assert!(lock(&s.shared.outgoing).is_empty());
+
+    // Each request of ours gets a new id; an error answer is a tool error.
+    let (mut rx, _task) = start_call(&s, json!(2), "test_sampling", json!({ "prompt": "again" }));
+    let request = next(&mut rx).await.unwrap();
+    assert_ne!(request["id"], id);
+    respond(
+        &s,
+        json!({ "jsonrpc": "2.0", "id": request["id"], "error": { "code": -1, "message": "User rejected sampling" } }),
+    )
+    .await;
+    let response = next(&mut rx).await.unwrap();
+    assert_eq!(response["result"]["isError"], true);
+    assert!(text_of(&response["result"]).contains("User rejected sampling"), "{response}");
+}
+
+#[tokio::test]
+async fn conformance_sampling_and_elicitation_need_the_client_capability() {
+    let mut s = initialized("conformance", json!({})).await;
+    for (tool, arguments) in [
+        ("test_sampling", json!({ "prompt": "p" })),
+        ("test_elicitation", json!({ "message": "m" })),
+        ("test_elicitation_sep1034_defaults", json!({})),
+    ] {
+        let out = exchange(
+            &mut s,
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": tool, "arguments": arguments } }),
+        )
+        .await;
+        assert_eq!(out.len(), 1, "no request to the client: {out:?}");
+        assert_eq!(out[0]["result"]["isError"], true);
+        assert!(text_of(&out[0]["result"]).contains("does not support"), "{out:?}");
+    }
+    let e = error(&mut s, "tools/call", json!({ "name": "test_sampling", "arguments": {} })).await;
+    assert_eq!(e["code"], -32602);
+}
+
+/// Runs an elicitation tool, answers its request with `content`, and returns the request's
+/// params and the tool's text.
+async fn elicitation(s: &DemoServer, tool: &str, arguments: Value, content: Value) -> (Value, String) {
+    let (mut rx, task) = start_call(s, json!(5), tool, arguments);
+    let request = next(&mut rx).await.unwrap();
+    assert_eq!(request["method"], "elicitation/create");
+    respond(s, json!({ "jsonrpc": "2.0", "id": request["id"], "result": { "action": "accept", "content": content } }))
+        .await;
+    let response = next(&mut rx).await.unwrap();
+    assert_eq!(response["id"], 5);
+    assert!(response["result"].get("isError").is_none(), "{response}");
+    timeout(BOUND, task).await.unwrap().unwrap();
+    (request["params"].clone(), text_of(&response["result"]).to_owned())
+}
+
+#[tokio::test]
+async fn conformance_elicitation_tools() {
+    let s = initialized("conformance", json!({ "elicitation": {} })).await;
+
+    let answer = json!({ "username": "testuser", "email": "test@example.com" });
+    let (params, text) = elicitation(&s, "test_elicitation", json!({ "message": "Who are you?" }), answer).await;
+    assert_eq!(params["message"], "Who are you?");
+    assert_eq!(params["requestedSchema"]["required"], json!(["username", "email"]));
+    assert_eq!(text, r#"User response: action=accept, content={"username":"testuser","email":"test@example.com"}"#);
+
+    let (params, text) =
+        elicitation(&s, "test_elicitation_sep1034_defaults", json!({}), json!({ "name": "Jane" })).await;
+    let props = &params["requestedSchema"]["properties"];
+    assert_eq!(props["name"], json!({ "type": "string", "description": "User name", "default": "John Doe" }));
+    assert_eq!((&props["age"]["type"], &props["age"]["default"]), (&json!("integer"), &json!(30)));
+    assert_eq!((&props["score"]["type"], &props["score"]["default"]), (&json!("number"), &json!(95.5)));
+    assert_eq!(props["status"]["enum"], json!(["active", "inactive", "pending"]));
+    assert_eq!(props["status"]["default"], "active");
+    assert_eq!((&props["verified"]["type"], &props["verified"]["default"]), (&json!("boolean"), &json!(true)));
+    assert_eq!(text, r#"Elicitation completed: action=accept, content={"name":"Jane"}"#);
+
+    let (params, _) = elicitation(&s, "test_elicitation_sep1330_enums", json!({}), json!({})).await;
+    let props = &params["requestedSchema"]["properties"];
+    assert_eq!(props["untitledSingle"]["enum"], json!(["option1", "option2", "option3"]));
+    assert!(props["untitledSingle"].get("oneOf").is_none());
+    assert_eq!(props["titledSingle"]["oneOf"][0], json!({ "const": "value1", "title": "First Option" }));
+    assert!(props["titledSingle"].get("enum").is_none());
+    assert_eq!(props["legacyEnum"]["enumNames"].as_array().unwrap().len(), 3);
+    assert_eq!(props["untitledMulti"]["type"], "array");
+    assert_eq!(props["untitledMulti"]["items"]["enum"], json!(["option1", "option2", "option3"]));
+    assert_eq!(props["titledMulti"]["items"]["anyOf"][2], json!({ "const": "value3", "title": "Third Choice" }));
+}
+
+#[tokio::test]
+async fn a_request_to_the_client_times_out() {
+    let s = DemoServer::with_client_request_timeout("conformance", Duration::from_millis(100)).unwrap();
+    let mut init = s.clone();
+    result(&mut init, "initialize", json!({ "capabilities": { "sampling": {} } })).await;
+    let (mut rx, task) = start_call(&s, json!(1), "test_sampling", json!({ "prompt": "p" }));
+    let request = next(&mut rx).await.unwrap();
+    let cancelled = next(&mut rx).await.unwrap();
+    assert_eq!(cancelled["method"], "notifications/cancelled");
+    assert_eq!(cancelled["params"]["requestId"], request["id"]);
+    let response = next(&mut rx).await.unwrap();
+    assert_eq!(response["result"]["isError"], true);
+    assert!(text_of(&response["result"]).contains("no response"), "{response}");
+    timeout(BOUND, task).await.unwrap().unwrap();
+    assert!(lock(&s.shared.outgoing).is_empty());
+    // A late answer is dropped.
+    respond(&s, json!({ "jsonrpc": "2.0", "id": request["id"], "result": {} })).await;
+}
+
+#[tokio::test]
+async fn cancelling_a_call_that_waits_for_the_client_cancels_our_request() {
+    let s = initialized("conformance", json!({ "elicitation": {} })).await;
+    let (mut rx, task) = start_call(&s, json!("e"), "test_elicitation", json!({ "message": "m" }));
+    let request = next(&mut rx).await.unwrap();
+    let mut canceller = s.clone();
+    let out = exchange(
+        &mut canceller,
+        json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": "e" } }),
+    )
+    .await;
+    assert!(out.is_empty());
+    let cancelled = next(&mut rx).await.unwrap();
+    assert_eq!(cancelled["method"], "notifications/cancelled");
+    assert_eq!(cancelled["params"]["requestId"], request["id"]);
+    assert!(next(&mut rx).await.is_none(), "a cancelled request was answered");
+    timeout(BOUND, task).await.unwrap().unwrap();
+    assert!(lock(&s.shared.outgoing).is_empty());
+    assert!(lock(&s.shared.in_flight).is_empty());
+}
+
+#[tokio::test]
+async fn conformance_resources_and_subscriptions() {
+    let mut s = server("conformance");
+    let r = result(&mut s, "resources/read", json!({ "uri": "test://static-text" })).await;
+    assert_eq!(
+        r,
+        json!({ "contents": [{ "uri": "test://static-text", "mimeType": "text/plain",
+                               "text": "This is the content of the static text resource." }] })
+    );
+    let r = result(&mut s, "resources/read", json!({ "uri": "test://static-binary" })).await;
+    assert_eq!(r["contents"][0]["mimeType"], "image/png");
+    assert!(r["contents"][0]["blob"].as_str().unwrap().starts_with("iVBORw0KGgo"));
+    let r = result(&mut s, "resources/read", json!({ "uri": "test://template/123/data" })).await;
+    assert_eq!(r["contents"][0]["uri"], "test://template/123/data");
+    assert_eq!(r["contents"][0]["mimeType"], "application/json");
+    let data: Value = serde_json::from_str(r["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(data, json!({ "id": "123", "templateTest": true, "data": "Data for ID: 123" }));
+    for uri in ["test://template//data", "test://template/1/2/data", "test://nothing"] {
+        let e = error(&mut s, "resources/read", json!({ "uri": uri })).await;
+        assert_eq!(e["code"], -32002, "{uri}");
+    }
+
+    let update =
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "update_watched_resource" } });
+    assert_eq!(exchange(&mut s, update.clone()).await.len(), 1, "no notification without a subscription");
+    assert_eq!(result(&mut s, "resources/subscribe", json!({ "uri": "test://watched-resource" })).await, json!({}));
+    let observer = s.clone();
+    let Personality::Conformance(conformance) = &observer.shared.personality else { unreachable!() };
+    assert!(conformance.is_subscribed("test://watched-resource"));
+    let out = exchange(&mut s, update.clone()).await;
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        out[0],
+        json!({ "jsonrpc": "2.0", "method": "notifications/resources/updated", "params": { "uri": "test://watched-resource" } })
+    );
+    let r = result(&mut s, "resources/read", json!({ "uri": "test://watched-resource" })).await;
+    assert!(r["contents"][0]["text"].as_str().unwrap().ends_with("version 2"));
+    assert_eq!(result(&mut s, "resources/unsubscribe", json!({ "uri": "test://watched-resource" })).await, json!({}));
+    assert!(!conformance.is_subscribed("test://watched-resource"));
+    assert_eq!(exchange(&mut s, update).await.len(), 1);
+
+    let e = error(&mut s, "resources/subscribe", json!({ "uri": "test://nothing" })).await;
+    assert_eq!(e["code"], -32002);
+    let e = error(&mut s, "resources/subscribe", json!({})).await;
+    assert_eq!(e["code"], -32602);
+    // The other personalities do not offer subscriptions.
+    let mut notes = server("notes");
+    let e = error(&mut notes, "resources/subscribe", json!({ "uri": "note://notes/welcome" })).await;
+    assert_eq!(e["code"], -32601);
+}
+
+#[tokio::test]
+async fn conformance_prompts_and_completion() {
+    let mut s = server("conformance");
+    let r = result(&mut s, "prompts/get", json!({ "name": "test_simple_prompt" })).await;
+    assert_eq!(
+        r["messages"],
+        json!([{ "role": "user", "content": { "type": "text", "text": "This is a simple prompt for testing." } }])
+    );
+    let r = result(
+        &mut s,
+        "prompts/get",
+        json!({ "name": "test_prompt_with_arguments", "arguments": { "arg1": "hello", "arg2": "world" } }),
+    )
+    .await;
+    assert_eq!(r["messages"][0]["content"]["text"], "Prompt with arguments: arg1='hello', arg2='world'");
+    let e = error(&mut s, "prompts/get", json!({ "name": "test_prompt_with_arguments", "arguments": { "arg1": "x" } }))
+        .await;
+    assert_eq!(e["code"], -32602);
+    assert!(e["message"].as_str().unwrap().contains("arg2"));
+    let r = result(
+        &mut s,
+        "prompts/get",
+        json!({ "name": "test_prompt_with_embedded_resource", "arguments": { "resourceUri": "test://example-resource" } }),
+    )
+    .await;
+    assert_eq!(r["messages"][0]["content"]["type"], "resource");
+    assert_eq!(r["messages"][0]["content"]["resource"]["uri"], "test://example-resource");
+    assert_eq!(r["messages"][1]["content"]["type"], "text");
+    let r = result(&mut s, "prompts/get", json!({ "name": "test_prompt_with_image" })).await;
+    assert_eq!(r["messages"][0]["content"]["type"], "image");
+    assert_eq!(r["messages"][0]["content"]["mimeType"], "image/png");
+    let e = error(&mut s, "prompts/get", json!({ "name": "nope" })).await;
+    assert_eq!(e["code"], -32602);
+
+    let r = result(
+        &mut s,
+        "completion/complete",
+        json!({ "ref": { "type": "ref/prompt", "name": "test_prompt_with_arguments" }, "argument": { "name": "arg1", "value": "test" } }),
+    )
+    .await;
+    assert_eq!(r, json!({ "completion": { "values": ["test", "testing", "tests"], "total": 3, "hasMore": false } }));
+    let r = result(
+        &mut s,
+        "completion/complete",
+        json!({ "ref": { "type": "ref/resource", "uri": "test://template/{id}/data" }, "argument": { "name": "id", "value": "" } }),
+    )
+    .await;
+    assert_eq!(r["completion"]["values"], json!([]));
+    let e = error(
+        &mut s,
+        "completion/complete",
+        json!({ "ref": { "type": "ref/prompt", "name": "nope" }, "argument": { "name": "a", "value": "" } }),
+    )
+    .await;
+    assert_eq!(e["code"], -32602);
+}
+
+/// Over `serve_io`, a tool waiting for the client's response does not hold up the loop that
+/// reads that response.
+#[tokio::test]
+async fn serve_io_delivers_client_responses_to_a_waiting_tool() {
+    let (client, server_side) = tokio::io::duplex(64 * 1024);
+    let (server_read, server_write) = tokio::io::split(server_side);
+    let serving = tokio::spawn(serve_io(server("conformance"), server_read, server_write));
+    let (client_read, mut client_write) = tokio::io::split(client);
+    let mut lines = BufReader::new(client_read).lines();
+    let mut next_line = async || -> Value {
+        let line = timeout(BOUND, lines.next_line()).await.expect("no output").unwrap().expect("eof");
+        serde_json::from_str(&line).unwrap()
+    };
+
+    let mut send = async |msg: Value| {
+        client_write.write_all(format!("{msg}\n").as_bytes()).await.unwrap();
+    };
+    send(
+        json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": { "capabilities": { "sampling": {} } } }),
+    )
+    .await;
+    assert_eq!(next_line().await["id"], 0);
+    send(json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                 "params": { "name": "test_sampling", "arguments": { "prompt": "p" } } }))
+    .await;
+    let request = next_line().await;
+    assert_eq!(request["method"], "sampling/createMessage");
+    // Other requests are served while the tool waits.
+    send(json!({ "jsonrpc": "2.0", "id": 2, "method": "ping" })).await;
+    assert_eq!(next_line().await, json!({ "jsonrpc": "2.0", "id": 2, "result": {} }));
+    send(json!({ "jsonrpc": "2.0", "id": request["id"], "result": { "content": { "type": "text", "text": "pong" } } }))
+        .await;
+    let response = next_line().await;
+    assert_eq!(response["id"], 1);
+    assert_eq!(response["result"]["content"][0]["text"], "LLM response: pong");
+
+    client_write.shutdown().await.unwrap();
+    timeout(BOUND, serving).await.expect("server did not stop at EOF").unwrap().unwrap();
+}

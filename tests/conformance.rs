@@ -1,0 +1,353 @@
+//! The official MCP conformance suite (`@modelcontextprotocol/conformance`, server scenarios)
+//! run through mcpmux, with the per-scenario results compared to checked-in expectations in
+//! `tests/conformance/`:
+//!
+//! - `fixture_passes_every_scenario_through_mcpmux`: the built-in `mcpmux demo conformance`
+//!   server behind mcpmux's per-backend endpoint must pass every scenario
+//!   (`tests/conformance/fixture-expected.txt`).
+//! - `server_everything_loses_nothing_through_mcpmux`: the reference server-everything run
+//!   directly (streamable HTTP) and through mcpmux (stdio backend); every check that succeeds
+//!   directly must succeed through mcpmux too, and the scenarios that pass through mcpmux must be
+//!   those in `tests/conformance/everything-expected.txt`.
+//!
+//! Each CLI run is a child process (Node 22) bounded by [`CLI_TIMEOUT`] and killed if the test
+//! ends early. The CLI's `-o DIR` writes one `DIR/server-<scenario>-<timestamp>/checks.json` per
+//! scenario: an array of checks with an `id` and a `status` (SUCCESS, FAILURE, WARNING, INFO);
+//! the summary it prints (`✓ <scenario>: N passed, M failed`) counts SUCCESS and FAILURE.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use serde_json::{Value, json};
+
+/// Bound of one conformance CLI run (the whole active suite takes a few seconds).
+const CLI_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long server-everything may take to start listening.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One check of a scenario, from its `checks.json`.
+#[derive(Debug, Clone)]
+struct Check {
+    id: String,
+    status: String,
+    error: Option<String>,
+}
+
+/// The checks of every scenario of one CLI run, by scenario name.
+#[derive(Debug)]
+struct SuiteRun {
+    url: String,
+    scenarios: BTreeMap<String, Vec<Check>>,
+}
+
+impl SuiteRun {
+    fn count(checks: &[Check], status: &str) -> usize {
+        checks.iter().filter(|c| c.status == status).count()
+    }
+
+    /// `<scenario>: N passed, M failed` (plus `, W warnings` when there are any) for each
+    /// scenario: the CLI's summary line, without its ✓/✗ mark.
+    fn summary(&self) -> BTreeMap<String, String> {
+        self.scenarios
+            .iter()
+            .map(|(scenario, checks)| {
+                let mut line = format!(
+                    "{scenario}: {} passed, {} failed",
+                    Self::count(checks, "SUCCESS"),
+                    Self::count(checks, "FAILURE")
+                );
+                let warnings = Self::count(checks, "WARNING");
+                if warnings > 0 {
+                    let _ = write!(line, ", {warnings} warnings");
+                }
+                (scenario.clone(), line)
+            })
+            .collect()
+    }
+
+    /// Scenarios with at least one SUCCESS and no FAILURE or WARNING.
+    fn passing(&self) -> BTreeMap<String, String> {
+        let mut summary = self.summary();
+        summary.retain(|scenario, _| {
+            let checks = &self.scenarios[scenario];
+            Self::count(checks, "SUCCESS") > 0
+                && Self::count(checks, "FAILURE") == 0
+                && Self::count(checks, "WARNING") == 0
+        });
+        summary
+    }
+
+    /// How many times each `(scenario, check id)` succeeded.
+    fn successes(&self) -> BTreeMap<(String, String), usize> {
+        let mut out = BTreeMap::new();
+        for (scenario, checks) in &self.scenarios {
+            for check in checks.iter().filter(|c| c.status == "SUCCESS") {
+                *out.entry((scenario.clone(), check.id.clone())).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Every check that did not succeed or was only informational, for failure messages.
+    fn problems(&self) -> String {
+        let mut out = String::new();
+        for (scenario, checks) in &self.scenarios {
+            for c in checks.iter().filter(|c| c.status == "FAILURE" || c.status == "WARNING") {
+                let _ = writeln!(out, "  {scenario} / {} {}: {}", c.id, c.status, c.error.as_deref().unwrap_or("-"));
+            }
+        }
+        out
+    }
+}
+
+fn conformance_cli() -> PathBuf {
+    let script = common::peers_dir().join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
+    assert!(
+        script.exists(),
+        "the conformance suite is missing at {}; install the test peers first: (cd tests/peers && npm ci), or run .ci/run",
+        script.display()
+    );
+    script
+}
+
+/// A fresh, empty directory for one CLI run's results.
+fn results_dir(label: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("mcpmux-conformance-{label}-{}-{nanos}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `server-<scenario>-<YYYY-MM-DDTHH-MM-SS-mmmZ>` → `<scenario>`.
+fn scenario_of(dir_name: &str) -> Option<&str> {
+    const TIMESTAMP_LEN: usize = "2026-01-01T00-00-00-000Z".len();
+    let rest = dir_name.strip_prefix("server-")?;
+    let cut = rest.len().checked_sub(TIMESTAMP_LEN + 1)?;
+    let (scenario, timestamp) = rest.split_at(cut);
+    (timestamp.starts_with('-') && timestamp.ends_with('Z') && timestamp.as_bytes().get(11) == Some(&b'T'))
+        .then_some(scenario)
+}
+
+fn read_checks(path: &Path) -> Vec<Check> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let checks: Vec<Value> =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not a JSON array ({e})", path.display()));
+    checks
+        .iter()
+        .map(|c| Check {
+            id: c["id"].as_str().expect("a check without an id").to_owned(),
+            status: c["status"].as_str().expect("a check without a status").to_owned(),
+            error: c["errorMessage"].as_str().map(str::to_owned),
+        })
+        .collect()
+}
+
+/// Runs the conformance CLI's server tests against `url` (`args` selects the scenarios: empty
+/// for the active suite) and collects every scenario's checks.
+async fn run_suite(label: &str, url: &str, args: &[&str]) -> SuiteRun {
+    let dir = results_dir(label);
+    let started = Instant::now();
+    let out = tokio::time::timeout(
+        CLI_TIMEOUT,
+        tokio::process::Command::new(common::node22())
+            .arg(conformance_cli())
+            .args(["server", "--url", url])
+            .args(args)
+            .arg("-o")
+            .arg(&dir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the conformance CLI did not finish within {CLI_TIMEOUT:?} against {url}"))
+    .expect("cannot run the conformance CLI");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("conformance run '{label}' against {url}: {:?}, {}", started.elapsed(), out.status);
+
+    let mut scenarios = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let scenario = scenario_of(&name).unwrap_or_else(|| panic!("unexpected result directory {name} in {dir:?}"));
+        let previous = scenarios.insert(scenario.to_owned(), read_checks(&entry.path().join("checks.json")));
+        assert!(previous.is_none(), "scenario {scenario} has two result directories in {dir:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = SuiteRun { url: url.to_owned(), scenarios };
+    assert!(!run.scenarios.is_empty(), "the conformance CLI recorded no scenario\nstdout: {stdout}\nstderr: {stderr}");
+
+    // The printed summary must agree with what was read from the result files: a suite run
+    // prints `✓ <scenario>: N passed, M failed` per scenario, a one-scenario run
+    // `Passed: N/N+M, M failed, W warnings`.
+    let summary = run.summary();
+    let mut printed = 0;
+    for line in stdout.lines() {
+        let Some(line) = line.strip_prefix("✓ ").or_else(|| line.strip_prefix("✗ ")) else { continue };
+        let Some((scenario, _)) = line.split_once(": ") else { continue };
+        let mine = summary.get(scenario).map(|s| s.split(", ").take(2).collect::<Vec<_>>().join(", "));
+        assert_eq!(mine.as_deref(), Some(line), "printed summary vs checks.json of {scenario}\nstdout: {stdout}");
+        printed += 1;
+    }
+    if printed == 0
+        && let [(_, checks)] = run.scenarios.iter().collect::<Vec<_>>()[..]
+    {
+        let count = |status| SuiteRun::count(checks, status);
+        let (passed, failed, warnings) = (count("SUCCESS"), count("FAILURE"), count("WARNING"));
+        let line = format!("Passed: {passed}/{}, {failed} failed, {warnings} warnings", passed + failed);
+        assert!(stdout.lines().any(|l| l.trim() == line), "no `{line}` in the output\nstdout: {stdout}");
+        printed = 1;
+    }
+    assert_eq!(printed, run.scenarios.len(), "one summary line per scenario\nstdout: {stdout}");
+    run
+}
+
+/// Reads an expected-results file: one summary line per scenario, `#` comments and blank lines
+/// ignored.
+fn expected(file: &str) -> BTreeMap<String, String> {
+    let path = common::root().join("tests/conformance").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut out = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (scenario, _) = line.split_once(": ").unwrap_or_else(|| panic!("malformed line in {file}: {line}"));
+        let previous = out.insert(scenario.to_owned(), line.to_owned());
+        assert!(previous.is_none(), "{file} lists {scenario} twice");
+    }
+    out
+}
+
+/// Fails with every difference between the expected and actual summary lines.
+fn assert_matches(file: &str, expected: &BTreeMap<String, String>, actual: &BTreeMap<String, String>, run: &SuiteRun) {
+    let mut diff = String::new();
+    for (scenario, line) in expected {
+        match actual.get(scenario) {
+            None => {
+                let got = run.summary().remove(scenario).unwrap_or_else(|| "not run".to_owned());
+                let _ = writeln!(diff, "  expected `{line}`, got `{got}`");
+            }
+            Some(got) if got != line => {
+                let _ = writeln!(diff, "  expected `{line}`, got `{got}`");
+            }
+            Some(_) => {}
+        }
+    }
+    for (scenario, line) in actual {
+        if !expected.contains_key(scenario) {
+            let _ = writeln!(diff, "  not in {file}: `{line}`");
+        }
+    }
+    assert!(
+        diff.is_empty(),
+        "conformance results against {} differ from tests/conformance/{file}:\n{diff}failed or warned checks:\n{}",
+        run.url,
+        run.problems()
+    );
+}
+
+#[tokio::test]
+async fn fixture_passes_every_scenario_through_mcpmux() {
+    let expected = expected("fixture-expected.txt");
+    for line in expected.values() {
+        assert!(line.contains(" passed, 0 failed") && !line.contains("warning"), "not a pass: {line}");
+        assert!(!line.contains(": 0 passed"), "not a pass: {line}");
+    }
+
+    let daemon = Daemon::start(json!({ "mcpServers": { "conf": common::demo("conformance") } })).await;
+    let url = daemon.url("/servers/conf/mcp");
+    let mut run = run_suite("fixture", &url, &[]).await;
+    // A pending scenario (not in the active suite) the fixture implements too.
+    let pending = run_suite("fixture-json-schema", &url, &["--scenario", "json-schema-2020-12"]).await;
+    run.scenarios.extend(pending.scenarios);
+
+    assert_matches("fixture-expected.txt", &expected, &run.summary(), &run);
+    daemon.stop().await.unwrap();
+}
+
+/// server-everything serving streamable HTTP on its own, on a free port; killed when dropped.
+struct DirectEverything {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl DirectEverything {
+    async fn start() -> Self {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let (node, args) = common::server_everything();
+        let child = tokio::process::Command::new(node)
+            .args(args)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start server-everything");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "server-everything did not listen on port {port} within {STARTUP_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, url: format!("http://127.0.0.1:{port}/mcp") }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn server_everything_loses_nothing_through_mcpmux() {
+    let expected = expected("everything-expected.txt");
+
+    let direct_server = DirectEverything::start().await;
+    let direct = run_suite("everything-direct", &direct_server.url, &[]).await;
+    direct_server.stop().await;
+
+    let (command, args) = common::server_everything();
+    let daemon = Daemon::start(json!({ "mcpServers": { "everything": { "command": command, "args": args } } })).await;
+    let relayed = run_suite("everything-mcpmux", &daemon.url("/servers/everything/mcp"), &[]).await;
+    daemon.stop().await.unwrap();
+
+    let through = relayed.successes();
+    let lost: Vec<String> = direct
+        .successes()
+        .into_iter()
+        .filter(|(key, n)| through.get(key).copied().unwrap_or(0) < *n)
+        .map(|((scenario, id), _)| {
+            let got: Vec<&str> = relayed
+                .scenarios
+                .get(&scenario)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.id == id)
+                .map(|c| c.status.as_str())
+                .collect();
+            format!("  {scenario} / {id}: SUCCESS directly, {got:?} through mcpmux")
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "checks that pass against server-everything directly but not through mcpmux:\n{}\nthrough mcpmux:\n{}",
+        lost.join("\n"),
+        relayed.problems()
+    );
+
+    assert_matches("everything-expected.txt", &expected, &relayed.passing(), &relayed);
+}
