@@ -48,7 +48,7 @@ pub enum Command {
     /// Run a built-in demo MCP server on stdin/stdout.
     #[command(hide = true)]
     Demo {
-        /// Which one: notes or clock.
+        /// Which one: notes, clock or conformance.
         personality: String,
     },
 }
@@ -142,6 +142,7 @@ async fn serve(path: &Path, listen: Option<String>, allow_unauthenticated: bool)
         }
     }
     cfg.settings.allow_unauthenticated |= allow_unauthenticated;
+    let shutdown = shutdown_signal();
     let listener = match tokio::net::TcpListener::bind(cfg.settings.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -149,7 +150,7 @@ async fn serve(path: &Path, listen: Option<String>, allow_unauthenticated: bool)
             return ExitCode::FAILURE;
         }
     };
-    match crate::run_with(cfg, listener, shutdown_signal(), print_table).await {
+    match crate::run_with(cfg, listener, shutdown, print_table).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcpmux: {e}");
@@ -196,25 +197,33 @@ pub fn startup_table(gateway: &Gateway, addr: SocketAddr) -> String {
     out
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when the
+/// future is first polled, so a signal that arrives during start-up still shuts down gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = (term, int);
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+            };
+            tokio::select! {
+                _ = wait(term.take()) => {}
+                _ = wait(int.take()) => {}
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

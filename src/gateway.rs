@@ -1,22 +1,27 @@
 //! The gateway: the live set of backends, the catalog built from them, and the sessions.
 //!
-//! Each backend is run by its own supervisor task ([`supervise`]), which owns the backend's
-//! lifecycle: start, initialize, list, watch for events (`list_changed`, exit), restart with
-//! backoff, stop. Whenever a backend's listing changes the catalog is rebuilt and swapped in,
-//! and every session that sees a changed list is told with a `list_changed` notification.
+//! Each backend is run by its own supervisor task ([`crate::supervisor`]). Whenever a
+//! backend's listing changes the catalog is rebuilt and swapped in, and every session that sees
+//! a changed list is told with a `list_changed` notification.
+//!
+//! Lifecycle changes of the set of backends — start, reload, shutdown — go through one lock
+//! (`control`) and so happen one at a time, in order. A reload computes the difference between
+//! the running config and the new one by backend name: added backends are started, removed ones
+//! drain and stop, changed ones are started anew and swapped in once ready (the old one then
+//! drains), unchanged ones are not touched.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::client::BackendEvent;
-use crate::backend::{Backend, Connection, ListKind, State};
+use crate::backend::{Backend, ListKind, State};
 use crate::catalog::{Catalog, Source};
 use crate::config::{Config, ServerConfig, Settings};
 use crate::error::RelayError;
@@ -24,13 +29,8 @@ use crate::jsonrpc;
 use crate::protocol::methods;
 use crate::session::{Scope, Session, SessionRegistry, level_rank};
 use crate::subscriptions::{Change, Subscriptions};
+use crate::supervisor;
 use serde_json::{Value, json};
-
-/// First wait before restarting a backend that exited; doubled each time up to the cap.
-const RESTART_BACKOFF_START: Duration = Duration::from_millis(500);
-const RESTART_BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// A backend that stayed up this long starts again from the first backoff step.
-const STABLE_AFTER: Duration = Duration::from_secs(60);
 
 /// Shared handle to the running gateway. Cheap to clone.
 #[derive(Clone)]
@@ -54,6 +54,31 @@ struct Inner {
     log_levels: Mutex<HashMap<String, String>>,
     /// `(backend, backend task id)` → the session that created the task, for status updates.
     task_owners: Mutex<HashMap<(String, String), String>>,
+    /// The running supervisors; held for the whole of every lifecycle change.
+    control: tokio::sync::Mutex<BTreeMap<String, supervisor::Handle>>,
+    /// Incremented by every reload that changed something.
+    generation: AtomicU64,
+    /// What the last reload did.
+    last_reload: Mutex<Option<ReloadReport>>,
+    reload_failures: AtomicU64,
+}
+
+/// The outcome of one reload.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadReport {
+    /// Milliseconds since the gateway started.
+    pub at_ms: u64,
+    pub ok: bool,
+    pub generation: u64,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: usize,
+    /// Every problem: config errors with their locations, backends that failed to start.
+    pub problems: Vec<String>,
+    /// Settings that changed but need a restart to take effect.
+    pub needs_restart: Vec<String>,
 }
 
 /// One row of the start-up table.
@@ -87,26 +112,232 @@ impl Gateway {
             subscriptions: Subscriptions::default(),
             log_levels: Mutex::new(HashMap::new()),
             task_owners: Mutex::new(HashMap::new()),
+            control: tokio::sync::Mutex::new(BTreeMap::new()),
+            generation: AtomicU64::new(1),
+            last_reload: Mutex::new(None),
+            reload_failures: AtomicU64::new(0),
         });
         let gateway = Gateway { inner };
-        let mut backends = BTreeMap::new();
-        let mut first_attempts = Vec::new();
-        for server in config.enabled_servers() {
-            let backend = Arc::new(Backend::new(server.clone(), &settings));
-            backends.insert(server.name.clone(), backend.clone());
-            let (tx, rx) = oneshot::channel();
-            first_attempts.push(rx);
-            let handle = tokio::spawn(supervise(gateway.clone(), backend, tx));
-            gateway.lock_tasks().push(handle);
+        {
+            let mut handles = gateway.inner.control.lock().await;
+            let servers: Vec<ServerConfig> = config.enabled_servers().cloned().collect();
+            let started = gateway.start_backends(&servers, &settings).await;
+            let mut backends = BTreeMap::new();
+            for (name, handle) in started {
+                backends.insert(name.clone(), handle.backend.clone());
+                handles.insert(name, handle);
+            }
+            gateway.inner.backends.store(Arc::new(backends));
         }
         for server in config.servers.values().filter(|s| s.disabled) {
             tracing::info!(backend = %server.name, "Backend is disabled in the config; not started.");
         }
-        gateway.inner.backends.store(Arc::new(backends));
-        futures_util::future::join_all(first_attempts).await;
         gateway.rebuild_catalog();
         gateway.spawn_session_sweeper();
         gateway
+    }
+
+    /// Starts supervisors for `servers` in parallel; returns once each has become ready or failed.
+    async fn start_backends(&self, servers: &[ServerConfig], settings: &Settings) -> Vec<(String, supervisor::Handle)> {
+        let mut started = Vec::new();
+        let mut first_attempts = Vec::new();
+        for server in servers {
+            let backend = Arc::new(Backend::new(server.clone(), settings));
+            let (tx, rx) = oneshot::channel();
+            first_attempts.push(rx);
+            started.push((server.name.clone(), supervisor::spawn(self, backend, &self.inner.shutdown, tx)));
+        }
+        futures_util::future::join_all(first_attempts).await;
+        started
+    }
+
+    /// Applies a new, already validated config: starts what was added, stops what was removed,
+    /// replaces what changed (new one ready first), leaves the rest alone.
+    pub async fn apply(&self, new: Config) -> ReloadReport {
+        let mut handles = self.inner.control.lock().await;
+        let old = self.config();
+        let mut report = ReloadReport {
+            at_ms: self.uptime().as_millis() as u64,
+            ok: true,
+            generation: self.inner.generation.load(Ordering::Relaxed),
+            added: Vec::new(),
+            removed: Vec::new(),
+            changed: Vec::new(),
+            unchanged: 0,
+            problems: Vec::new(),
+            needs_restart: Vec::new(),
+        };
+        if new.settings.listen != old.settings.listen {
+            report.needs_restart.push(format!("listen ({} → {})", old.settings.listen, new.settings.listen));
+        }
+        if new.settings.max_body_bytes != old.settings.max_body_bytes {
+            report.needs_restart.push("maxBodyBytes".to_owned());
+        }
+        for what in &report.needs_restart {
+            tracing::warn!(setting = %what, "A changed setting takes effect only after a restart.");
+        }
+        let effective = |c: &Config, name: &str| {
+            c.enabled_servers().find(|s| s.name == name).map(|s| {
+                (
+                    s.clone(),
+                    s.request_timeout.unwrap_or(c.settings.request_timeout),
+                    s.startup_timeout.unwrap_or(c.settings.startup_timeout),
+                    c.settings.max_message_bytes,
+                )
+            })
+        };
+        let names: std::collections::BTreeSet<String> =
+            old.enabled_servers().chain(new.enabled_servers()).map(|s| s.name.clone()).collect();
+        let mut to_start = Vec::new();
+        for name in &names {
+            match (effective(&old, name), effective(&new, name)) {
+                (None, Some((cfg, ..))) => {
+                    report.added.push(name.clone());
+                    to_start.push(cfg);
+                }
+                (Some(_), None) => report.removed.push(name.clone()),
+                (Some(a), Some(b)) if a != b => {
+                    report.changed.push(name.clone());
+                    to_start.push(b.0);
+                }
+                _ => report.unchanged += 1,
+            }
+        }
+        let changed_anything = !(report.added.is_empty() && report.removed.is_empty() && report.changed.is_empty());
+        let settings_changed = new.settings != old.settings;
+        self.inner.settings.store(Arc::new(new.settings.clone()));
+        self.inner.sessions.set_idle_timeout(new.settings.session_idle_timeout);
+
+        let started = self.start_backends(&to_start, &new.settings).await;
+        let mut retired = Vec::new();
+        for (name, handle) in started {
+            let ready = handle.backend.status().state == State::Ready;
+            if report.changed.contains(&name) && !ready {
+                // Keep serving with the previous instance rather than swap in a broken one.
+                let why = handle.backend.status().last_error.unwrap_or_default();
+                report.problems.push(format!(
+                    "backend '{name}' did not start with its new config ({why}); the previous instance keeps serving"
+                ));
+                retired.push(handle);
+                continue;
+            }
+            if report.added.contains(&name) && !ready {
+                let why = handle.backend.status().last_error.unwrap_or_default();
+                report.problems.push(format!("backend '{name}' failed to start: {why}"));
+            }
+            if let Some(old_handle) = handles.insert(name, handle) {
+                retired.push(old_handle);
+            }
+        }
+        for name in &report.removed {
+            if let Some(h) = handles.remove(name) {
+                retired.push(h);
+            }
+        }
+        let backends: BTreeMap<String, Arc<Backend>> =
+            handles.iter().map(|(n, h)| (n.clone(), h.backend.clone())).collect();
+        self.inner.backends.store(Arc::new(backends));
+        let mut stored = new;
+        stored.warnings.clear();
+        self.inner.config.store(Arc::new(stored));
+        if changed_anything || settings_changed {
+            report.generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        }
+        self.rebuild_catalog();
+        self.apply_log_levels();
+        drop(handles);
+        // The old instances drain their calls and stop in the background.
+        for h in retired {
+            tokio::spawn(h.stop());
+        }
+        report.ok = report.problems.is_empty();
+        if !report.ok {
+            self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(
+            added = ?report.added, removed = ?report.removed, changed = ?report.changed,
+            unchanged = report.unchanged, generation = report.generation, "Config reloaded."
+        );
+        self.record_reload(report.clone());
+        report
+    }
+
+    /// Records a reload that could not be applied (an invalid file): nothing changed.
+    pub fn reload_failed(&self, problems: Vec<String>) {
+        for p in &problems {
+            tracing::error!(problem = %p, "The new config is invalid; the previous one keeps serving.");
+        }
+        self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
+        self.record_reload(ReloadReport {
+            at_ms: self.uptime().as_millis() as u64,
+            ok: false,
+            generation: self.inner.generation.load(Ordering::Relaxed),
+            added: Vec::new(),
+            removed: Vec::new(),
+            changed: Vec::new(),
+            unchanged: 0,
+            problems,
+            needs_restart: Vec::new(),
+        });
+    }
+
+    fn record_reload(&self, report: ReloadReport) {
+        *self.inner.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    }
+
+    /// The last reload's outcome, if any.
+    pub fn last_reload(&self) -> Option<ReloadReport> {
+        self.inner.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Config generation: 1 at start, +1 per reload that changed something.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Relaxed)
+    }
+
+    /// Reloads that failed (invalid file, or a backend that would not start).
+    pub fn reload_failures(&self) -> u64 {
+        self.inner.reload_failures.load(Ordering::Relaxed)
+    }
+
+    /// A backend (re)connected. After a restart its catalog may differ, so it is rebuilt, the
+    /// log level and subscriptions are sent again.
+    pub(crate) fn backend_up(&self, backend: &Backend, restarted: bool) {
+        self.inner.log_levels.lock().unwrap_or_else(|e| e.into_inner()).remove(&*backend.name);
+        if restarted {
+            self.rebuild_catalog();
+            self.apply_log_levels();
+            for uri in self.inner.subscriptions.resources_of(&backend.name) {
+                self.spawn_backend_request(&backend.name, methods::SUBSCRIBE, json!({"uri": uri}));
+            }
+        }
+    }
+
+    /// A backend went down. Its entries stay listed unless it says `listWhenDown: false`.
+    pub(crate) fn backend_down(&self, backend: &Backend) {
+        if !backend.config.list_when_down {
+            self.rebuild_catalog();
+        }
+    }
+
+    /// A notification from a backend that is not tied to one call.
+    pub(crate) fn backend_notification(&self, backend: &Backend, method: &str, params: Option<Value>) {
+        match method {
+            methods::TASK_STATUS => self.task_status(backend, params),
+            methods::RESOURCES_UPDATED => self.resource_updated(backend, params),
+            methods::MESSAGE => {
+                for s in self.inner.sessions.in_scope(Some(&backend.name)) {
+                    crate::backend::client::Origin::forward_notification(
+                        &*s,
+                        &backend.name,
+                        method,
+                        params.clone(),
+                        None,
+                    );
+                }
+            }
+            _ => tracing::debug!(backend = %backend.name, method = %method, "Backend notification not relayed."),
+        }
     }
 
     pub fn settings(&self) -> Arc<Settings> {
@@ -172,6 +403,7 @@ impl Gateway {
         let sources: Vec<Source> = self
             .backends()
             .values()
+            .filter(|b| b.config.list_when_down || b.status().state == State::Ready)
             .map(|b| Source { backend: b.name.clone(), prefix: b.config.prefix.clone(), listing: b.listing() })
             .collect();
         let new = Arc::new(Catalog::build(&sources, &settings.separator, settings.page_size));
@@ -228,9 +460,13 @@ impl Gateway {
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.sessions.clear();
+        let handles: Vec<supervisor::Handle> = {
+            let mut control = self.inner.control.lock().await;
+            std::mem::take(&mut *control).into_values().collect()
+        };
+        futures_util::future::join_all(handles.into_iter().map(supervisor::Handle::stop)).await;
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.lock_tasks());
         futures_util::future::join_all(tasks).await;
-        futures_util::future::join_all(self.backends().values().map(|b| b.close_all_sessions())).await;
     }
 
     /// Ends a session (client DELETE) and releases what it held.
@@ -371,6 +607,11 @@ impl Gateway {
         });
     }
 
+    /// Keeps a background task to wait for at shutdown.
+    pub fn track_task(&self, task: JoinHandle<()>) {
+        self.lock_tasks().push(task);
+    }
+
     fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
         self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -394,170 +635,4 @@ fn notify_list_changed(session: &crate::session::Session, kinds: &[ListKind]) {
             session.send(jsonrpc::notification(method, None));
         }
     }
-}
-
-/// Opens a connection and lists its catalog, bounded by the startup timeout.
-async fn bring_up(
-    backend: &Backend,
-    settings: &Settings,
-) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>, crate::backend::Listing), String> {
-    let cfg: &ServerConfig = &backend.config;
-    let limit = cfg.startup_timeout.unwrap_or(settings.startup_timeout);
-    let attempt = async {
-        let (conn, events) = Connection::open(&backend.name, cfg, settings, None).await.map_err(|e| e.to_string())?;
-        match conn.list_all(backend.request_timeout()).await {
-            Ok(listing) => Ok((conn, events, listing)),
-            Err(e) => {
-                conn.stop().await;
-                Err(e.to_string())
-            }
-        }
-    };
-    match tokio::time::timeout(limit, attempt).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("did not become ready within {}s", limit.as_secs_f32())),
-    }
-}
-
-/// Runs one backend for the life of the gateway: start, serve events, restart with backoff.
-async fn supervise(gw: Gateway, backend: Arc<Backend>, first_attempt: oneshot::Sender<()>) {
-    let mut first_attempt = Some(first_attempt);
-    let mut backoff = RESTART_BACKOFF_START;
-    let stop = gw.inner.shutdown.clone();
-    loop {
-        let started = Instant::now();
-        let settings = gw.settings();
-        let outcome = tokio::select! {
-            r = bring_up(&backend, &settings) => Some(r),
-            _ = stop.cancelled() => None,
-        };
-        let Some(outcome) = outcome else { break };
-        match outcome {
-            Ok((conn, mut events, listing)) => {
-                let conn = Arc::new(conn);
-                backend.set_listing(listing);
-                backend.set_connection(Some(conn.clone()));
-                backend.mark_ready(started, conn.pid());
-                tracing::info!(backend = %backend.name, after_ms = started.elapsed().as_millis() as u64, "Backend is ready.");
-                gw.inner.log_levels.lock().unwrap_or_else(|e| e.into_inner()).remove(&*backend.name);
-                if let Some(tx) = first_attempt.take() {
-                    let _ = tx.send(());
-                } else {
-                    gw.rebuild_catalog();
-                    gw.apply_log_levels();
-                    for uri in gw.inner.subscriptions.resources_of(&backend.name) {
-                        gw.spawn_backend_request(&backend.name, methods::SUBSCRIBE, json!({"uri": uri}));
-                    }
-                }
-                let reason = serve_events(&gw, &backend, &conn, &mut events, &stop).await;
-                backend.set_connection(None);
-                conn.stop().await;
-                if stop.is_cancelled() {
-                    break;
-                }
-                if started.elapsed() > STABLE_AFTER {
-                    backoff = RESTART_BACKOFF_START;
-                }
-                tracing::warn!(backend = %backend.name, reason = %reason, "Backend connection ended; it will be restarted.");
-                backend.update_status(|s| {
-                    s.state = State::Restarting;
-                    s.last_error = Some(reason);
-                    s.restarts += 1;
-                    s.pid = None;
-                });
-            }
-            Err(reason) => {
-                tracing::error!(backend = %backend.name, error = %reason, "Backend failed to start.");
-                backend.update_status(|s| {
-                    s.state = State::Failed;
-                    s.last_error = Some(reason);
-                    s.pid = None;
-                });
-                if let Some(tx) = first_attempt.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-        let wait = with_jitter(backoff);
-        backoff = (backoff * 2).min(RESTART_BACKOFF_CAP);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => break,
-        }
-        backend.update_status(|s| {
-            if s.state == State::Failed {
-                s.restarts += 1;
-            }
-        });
-    }
-    backend.update_status(|s| {
-        s.state = State::Stopped;
-        s.pid = None;
-    });
-}
-
-/// Handles a ready backend's events until its connection ends or the gateway stops.
-async fn serve_events(
-    gw: &Gateway,
-    backend: &Backend,
-    conn: &Connection,
-    events: &mut mpsc::UnboundedReceiver<BackendEvent>,
-    stop: &CancellationToken,
-) -> String {
-    loop {
-        let event = tokio::select! {
-            e = events.recv() => e,
-            _ = stop.cancelled() => return "gateway shutting down".to_owned(),
-        };
-        match event {
-            None => return "backend event stream ended".to_owned(),
-            Some(BackendEvent::Closed { reason }) => return reason,
-            Some(BackendEvent::Notification { method, params }) => {
-                if let Some(kinds) = ListKind::from_list_changed(&method) {
-                    relist(gw, backend, conn, kinds).await;
-                } else if method == methods::TASK_STATUS {
-                    gw.task_status(backend, params);
-                } else if method == methods::RESOURCES_UPDATED {
-                    gw.resource_updated(backend, params);
-                } else if method == methods::MESSAGE {
-                    for s in gw.inner.sessions.in_scope(Some(&backend.name)) {
-                        crate::backend::client::Origin::forward_notification(
-                            &*s,
-                            &backend.name,
-                            &method,
-                            params.clone(),
-                            None,
-                        );
-                    }
-                } else {
-                    tracing::debug!(backend = %backend.name, method = %method, params = ?params, "Backend notification not relayed.");
-                }
-            }
-        }
-    }
-}
-
-async fn relist(gw: &Gateway, backend: &Backend, conn: &Connection, kinds: &[ListKind]) {
-    let mut listing = (*backend.listing()).clone();
-    for kind in kinds {
-        match conn.list(*kind, backend.request_timeout()).await {
-            Ok(items) => match kind {
-                ListKind::Tools => listing.tools = items,
-                ListKind::Resources => listing.resources = items,
-                ListKind::Templates => listing.templates = items,
-                ListKind::Prompts => listing.prompts = items,
-            },
-            Err(e) => {
-                tracing::warn!(backend = %backend.name, error = %e, "Re-listing after list_changed failed; keeping the previous list.")
-            }
-        }
-    }
-    backend.set_listing(listing);
-    gw.rebuild_catalog();
-}
-
-/// Up to 25% random jitter, so backends that failed together do not restart together.
-fn with_jitter(d: Duration) -> Duration {
-    let r = uuid::Uuid::new_v4().as_u128() as u64 % 1000;
-    d + d.mul_f64(r as f64 / 4000.0)
 }

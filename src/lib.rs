@@ -12,6 +12,8 @@
 //! - [`relay`]: routes one client request to the right backend and rewrites the answer.
 //!   Everything it needs about the caller is in a [`relay::RequestContext`], not a session, so the
 //!   stateless protocol era fits without a rewrite.
+//! - [`supervisor`]: one task per backend: start, events, health pings, restart with backoff.
+//! - [`reload`]: watches the config file and applies changes by difference.
 //! - [`session`]: downstream sessions (`Mcp-Session-Id`) with idle expiry; a session is also
 //!   the [`backend::client::Origin`] that backend requests (sampling, elicitation, roots) and
 //!   log messages are routed back to.
@@ -40,9 +42,11 @@ pub mod gateway;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod relay;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod subscriptions;
+pub mod supervisor;
 
 use std::future::Future;
 
@@ -69,7 +73,12 @@ pub async fn run_with(
 ) -> Result<(), RunError> {
     let addr = listener.local_addr()?;
     server::check_listen(&config.settings, addr)?;
+    let source = config.source.clone();
     let gateway = gateway::Gateway::start(config).await;
+    if let Some(path) = source {
+        let watcher = reload::spawn(gateway.clone(), path, Box::new(config::ProcessEnv));
+        gateway.track_task(watcher);
+    }
     on_ready(&gateway, addr);
     let result = server::serve(gateway.clone(), listener, shutdown).await;
     gateway.shutdown().await;

@@ -43,11 +43,7 @@ async fn two_hundred_concurrent_calls_each_get_their_own_answer() {
         for (id, payload, reply) in results {
             assert_eq!(reply.status, 200);
             assert_eq!(reply.response()["id"], id);
-            assert_eq!(
-                text_of(reply.result()),
-                payload,
-                "answer for {id} belongs to another call"
-            );
+            assert_eq!(text_of(reply.result()), payload, "answer for {id} belongs to another call");
         }
         d.stop().await.unwrap();
     })

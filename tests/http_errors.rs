@@ -27,17 +27,11 @@ async fn post(d: &Daemon, headers: &[(&str, &str)], body: impl Into<reqwest::Bod
         req = req.header(*k, *v);
     }
     let resp = req.send().await.unwrap();
-    Raw {
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
-        body: resp.text().await.unwrap(),
-    }
+    Raw { status: resp.status().as_u16(), headers: resp.headers().clone(), body: resp.text().await.unwrap() }
 }
 
-const JSON_BOTH: [(&str, &str); 2] = [
-    ("content-type", "application/json"),
-    ("accept", "application/json, text/event-stream"),
-];
+const JSON_BOTH: [(&str, &str); 2] =
+    [("content-type", "application/json"), ("accept", "application/json, text/event-stream")];
 
 async fn daemon(settings: Value) -> Daemon {
     Daemon::start(json!({"mcpServers": {"clock": demo("clock")}, "mcpmux": settings})).await
@@ -51,21 +45,9 @@ async fn session_version_accept_and_body_errors() {
         let sid = c.session.clone().unwrap();
 
         // No session header on a non-initialize request → 400.
-        let r = post(
-            &d,
-            &JSON_BOTH,
-            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
-        )
-        .await;
+        let r = post(&d, &JSON_BOTH, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).await;
         assert_eq!(r.status, 400);
-        assert!(
-            r.json()["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("Mcp-Session-Id"),
-            "{}",
-            r.body
-        );
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("Mcp-Session-Id"), "{}", r.body);
 
         // Unknown session → 404.
         let r = post(
@@ -79,21 +61,12 @@ async fn session_version_accept_and_body_errors() {
         // Unsupported protocol version header → 400, naming the supported ones.
         let r = post(
             &d,
-            &[
-                JSON_BOTH[0],
-                JSON_BOTH[1],
-                ("mcp-session-id", &sid),
-                ("mcp-protocol-version", "1999-01-01"),
-            ],
+            &[JSON_BOTH[0], JSON_BOTH[1], ("mcp-session-id", &sid), ("mcp-protocol-version", "1999-01-01")],
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
         )
         .await;
         assert_eq!(r.status, 400);
-        assert!(
-            r.body.contains("1999-01-01") && r.body.contains("2025-11-25"),
-            "{}",
-            r.body
-        );
+        assert!(r.body.contains("1999-01-01") && r.body.contains("2025-11-25"), "{}", r.body);
         // An absent version header is fine (2025-03-26 is assumed, or the session's version).
         let r = post(
             &d,
@@ -108,34 +81,16 @@ async fn session_version_accept_and_body_errors() {
         assert_eq!(r.status, 406);
 
         // Too large a body → 413.
-        let big = format!(
-            r#"{{"jsonrpc":"2.0","id":3,"method":"ping","params":{{"pad":"{}"}}}}"#,
-            "x".repeat(4096)
-        );
-        let r = post(
-            &d,
-            &[JSON_BOTH[0], JSON_BOTH[1], ("mcp-session-id", &sid)],
-            big,
-        )
-        .await;
+        let big = format!(r#"{{"jsonrpc":"2.0","id":3,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(4096));
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], ("mcp-session-id", &sid)], big).await;
         assert_eq!(r.status, 413);
 
         // Malformed JSON → -32700.
-        let r = post(
-            &d,
-            &[JSON_BOTH[0], JSON_BOTH[1], ("mcp-session-id", &sid)],
-            "{not json",
-        )
-        .await;
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], ("mcp-session-id", &sid)], "{not json").await;
         assert_eq!(r.status, 400);
         assert_eq!(r.json()["error"]["code"], -32700);
         // Not JSON-RPC → -32600.
-        let r = post(
-            &d,
-            &[JSON_BOTH[0], JSON_BOTH[1], ("mcp-session-id", &sid)],
-            r#"{"hello":"world"}"#,
-        )
-        .await;
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], ("mcp-session-id", &sid)], r#"{"hello":"world"}"#).await;
         assert_eq!(r.json()["error"]["code"], -32600);
 
         // Unknown method → -32601 in a 200 response.
@@ -154,11 +109,7 @@ async fn session_version_accept_and_body_errors() {
         // A client that takes only SSE gets SSE even for a quick answer.
         let r = post(
             &d,
-            &[
-                JSON_BOTH[0],
-                ("accept", "text/event-stream"),
-                ("mcp-session-id", &sid),
-            ],
+            &[JSON_BOTH[0], ("accept", "text/event-stream"), ("mcp-session-id", &sid)],
             r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#,
         )
         .await;
@@ -194,12 +145,7 @@ async fn session_version_accept_and_body_errors() {
         drop(first);
 
         // DELETE ends the session; it is then unknown.
-        let r = http
-            .delete(d.url("/mcp"))
-            .header("mcp-session-id", &sid)
-            .send()
-            .await
-            .unwrap();
+        let r = http.delete(d.url("/mcp")).header("mcp-session-id", &sid).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let r = post(
             &d,
@@ -217,76 +163,25 @@ async fn session_version_accept_and_body_errors() {
 #[tokio::test]
 async fn host_origin_and_token_checks() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let d =
-            daemon(json!({"authToken": "t0ken", "allowedOrigins": ["https://app.example.com"]}))
-                .await;
+        let d = daemon(json!({"authToken": "t0ken", "allowedOrigins": ["https://app.example.com"]})).await;
         let auth = ("authorization", "Bearer t0ken");
 
         let r = post(&d, &JSON_BOTH, INIT).await;
         assert_eq!(r.status, 401);
         assert_eq!(r.headers["www-authenticate"], "Bearer");
-        let r = post(
-            &d,
-            &[
-                JSON_BOTH[0],
-                JSON_BOTH[1],
-                ("authorization", "Bearer wrong"),
-            ],
-            INIT,
-        )
-        .await;
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], ("authorization", "Bearer wrong")], INIT).await;
         assert_eq!(r.status, 401);
         let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], auth], INIT).await;
         assert_eq!(r.status, 200);
 
         // DNS rebinding: a foreign Host or Origin is refused even with the token.
-        let r = post(
-            &d,
-            &[
-                JSON_BOTH[0],
-                JSON_BOTH[1],
-                auth,
-                ("host", "evil.example.com"),
-            ],
-            INIT,
-        )
-        .await;
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], auth, ("host", "evil.example.com")], INIT).await;
         assert_eq!(r.status, 403);
-        let r = post(
-            &d,
-            &[
-                JSON_BOTH[0],
-                JSON_BOTH[1],
-                auth,
-                ("origin", "http://evil.example.com"),
-            ],
-            INIT,
-        )
-        .await;
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], auth, ("origin", "http://evil.example.com")], INIT).await;
         assert_eq!(r.status, 403);
-        let r = post(
-            &d,
-            &[
-                JSON_BOTH[0],
-                JSON_BOTH[1],
-                auth,
-                ("origin", "https://app.example.com"),
-            ],
-            INIT,
-        )
-        .await;
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], auth, ("origin", "https://app.example.com")], INIT).await;
         assert_eq!(r.status, 200);
-        let r = post(
-            &d,
-            &[
-                JSON_BOTH[0],
-                JSON_BOTH[1],
-                auth,
-                ("origin", "http://localhost:5173"),
-            ],
-            INIT,
-        )
-        .await;
+        let r = post(&d, &[JSON_BOTH[0], JSON_BOTH[1], auth, ("origin", "http://localhost:5173")], INIT).await;
         assert_eq!(r.status, 200);
 
         // Health needs no token; status does.
@@ -305,10 +200,7 @@ async fn a_public_address_without_a_token_is_refused() {
         let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
         let cfg = common::config(json!({"mcpServers": {"clock": demo("clock")}}));
         let err = mcpmux::run(cfg, listener, async {}).await.unwrap_err();
-        assert!(
-            matches!(err, mcpmux::RunError::UnauthenticatedPublicListen(_)),
-            "{err}"
-        );
+        assert!(matches!(err, mcpmux::RunError::UnauthenticatedPublicListen(_)), "{err}");
         assert!(err.to_string().contains("--allow-unauthenticated"));
     })
     .await

@@ -52,6 +52,16 @@ struct Spawned {
     _dir: TempDir,
 }
 
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // A test that fails half-way must not leave its daemon running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 struct TempDir(std::path::PathBuf);
 
 impl Drop for TempDir {
@@ -61,25 +71,15 @@ impl Drop for TempDir {
 }
 
 fn spawn_daemon(doc: &Value, extra_env: &[(&str, &str)]) -> Spawned {
-    let dir = std::env::temp_dir().join(format!(
-        "mcpmux-lifecycle-{}-{}",
-        std::process::id(),
-        uuid_like()
-    ));
+    let dir = std::env::temp_dir().join(format!("mcpmux-lifecycle-{}-{}", std::process::id(), uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("mcp.json");
     std::fs::write(&path, doc.to_string()).unwrap();
     let mut cmd = Command::new(common::mcpmux_exe());
-    cmd.args([
-        "serve",
-        "--config",
-        path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    cmd.args(["serve", "--config", path.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -93,33 +93,16 @@ fn spawn_daemon(doc: &Value, extra_env: &[(&str, &str)]) -> Spawned {
             break;
         }
     }
-    Spawned {
-        child,
-        base: base.expect("daemon printed its URL"),
-        _dir: TempDir(dir),
-    }
+    Spawned { child, base: base.expect("daemon printed its URL"), _dir: TempDir(dir) }
 }
 
 fn uuid_like() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
 
 async fn pids_of(base: &str) -> Vec<u32> {
-    let status: Value = reqwest::get(format!("{base}/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    status["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["pid"].as_u64().map(|p| p as u32))
-        .collect()
+    let status: Value = reqwest::get(format!("{base}/status")).await.unwrap().json().await.unwrap();
+    status["backends"].as_array().unwrap().iter().filter_map(|b| b["pid"].as_u64().map(|p| p as u32)).collect()
 }
 
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {

@@ -70,7 +70,9 @@ async fn unknown_fields_survive_both_ways() {
 #[tokio::test]
 async fn results_without_uris_are_relayed_byte_for_byte() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let d = Daemon::start(json!({"mcpServers": {"raw": {"command": "python3", "args": [fixture("raw_server.py")]}}})).await;
+        let d =
+            Daemon::start(json!({"mcpServers": {"raw": {"command": "python3", "args": [fixture("raw_server.py")]}}}))
+                .await;
         let c = common::Client::connect(&d.url("/servers/raw/mcp")).await;
         let body = c
             .http

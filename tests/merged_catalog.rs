@@ -22,53 +22,28 @@ async fn lists_are_namespaced_and_calls_reach_the_right_backend() {
         let d = two_demos(json!({})).await;
         let mut c = d.client().await;
         let names = c.tool_names().await;
-        for expected in [
-            "clock_echo",
-            "clock_add",
-            "clock_now",
-            "notes_add_note",
-            "notes_list_notes",
-        ] {
-            assert!(
-                names.contains(&expected.to_owned()),
-                "{expected} missing from {names:?}"
-            );
+        for expected in ["clock_echo", "clock_add", "clock_now", "notes_add_note", "notes_list_notes"] {
+            assert!(names.contains(&expected.to_owned()), "{expected} missing from {names:?}");
         }
-        assert!(
-            names
-                .iter()
-                .all(|n| n.starts_with("clock_") || n.starts_with("notes_")),
-            "{names:?}"
-        );
+        assert!(names.iter().all(|n| n.starts_with("clock_") || n.starts_with("notes_")), "{names:?}");
 
         let r = c.call("clock_echo", json!({"text": "ünïcode ✓"})).await;
         assert_eq!(text_of(&r), "ünïcode ✓");
         let r = c.call("clock_add", json!({"a": 2, "b": 40})).await;
         assert_eq!(r["structuredContent"]["sum"].as_f64(), Some(42.0));
         assert!(text_of(&r).contains("42"), "{r}");
-        let r = c
-            .call(
-                "notes_add_note",
-                json!({"title": "gw", "body": "via mcpmux"}),
-            )
-            .await;
+        let r = c.call("notes_add_note", json!({"title": "gw", "body": "via mcpmux"})).await;
         assert!(text_of(&r).contains("gw"), "{r}");
 
         // Tool errors and protocol errors come back as the backend wrote them.
-        let r = c
-            .call("notes_delete_note", json!({"title": "absent"}))
-            .await;
+        let r = c.call("notes_delete_note", json!({"title": "absent"})).await;
         assert_eq!(r["isError"], true);
-        let e = c
-            .request("tools/call", json!({"name": "clock_fail", "arguments": {}}))
-            .await;
+        let e = c.request("tools/call", json!({"name": "clock_fail", "arguments": {}})).await;
         assert_eq!(e.error()["code"], -32603);
         assert_eq!(e.error()["message"], "demo failure requested");
 
         // An unknown tool is the client's error, named.
-        let e = c
-            .request("tools/call", json!({"name": "nope_tool", "arguments": {}}))
-            .await;
+        let e = c.request("tools/call", json!({"name": "nope_tool", "arguments": {}})).await;
         assert_eq!(e.error()["code"], -32602);
         assert!(e.error()["message"].as_str().unwrap().contains("nope_tool"));
         d.stop().await.unwrap();
@@ -139,42 +114,26 @@ async fn pages_instructions_and_the_per_backend_endpoint() {
         let first = c.request("tools/list", json!({})).await;
         assert_eq!(first.result()["tools"].as_array().unwrap().len(), 2);
         assert!(first.result()["nextCursor"].is_string());
-        assert_eq!(
-            c.tool_names().await.len(),
-            9,
-            "all pages together hold every tool"
-        );
-        let e = c
-            .request("tools/list", json!({"cursor": "not-a-cursor"}))
-            .await;
+        assert_eq!(c.tool_names().await.len(), 9, "all pages together hold every tool");
+        let e = c.request("tools/list", json!({"cursor": "not-a-cursor"})).await;
         assert_eq!(e.error()["code"], -32602);
 
         let instructions = c.init_result["instructions"].as_str().unwrap();
-        assert!(
-            instructions.contains("## clock") && instructions.contains("## notes"),
-            "{instructions}"
-        );
+        assert!(instructions.contains("## clock") && instructions.contains("## notes"), "{instructions}");
         assert_eq!(c.init_result["serverInfo"]["name"], "mcpmux");
 
         // The un-prefixed endpoint shows one backend exactly as it is.
         let mut solo = common::Client::connect(&d.url("/servers/notes/mcp")).await;
         assert_eq!(solo.init_result["serverInfo"]["name"], "mcpmux-demo-notes");
         let names = solo.tool_names().await;
-        assert!(
-            names.contains(&"add_note".to_owned()) && !names.iter().any(|n| n.starts_with("clock")),
-            "{names:?}"
-        );
-        let read = solo
-            .request("resources/read", json!({"uri": "note://notes/welcome"}))
-            .await;
+        assert!(names.contains(&"add_note".to_owned()) && !names.iter().any(|n| n.starts_with("clock")), "{names:?}");
+        let read = solo.request("resources/read", json!({"uri": "note://notes/welcome"})).await;
         assert_eq!(read.result()["contents"][0]["uri"], "note://notes/welcome");
 
         // A session belongs to its endpoint.
         let mut wrong = common::Client::connect(&d.url("/servers/clock/mcp")).await;
         wrong.session = c.session.clone();
-        let r = wrong
-            .send(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
-            .await;
+        let r = wrong.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).await;
         assert_eq!(r.status, 404);
         let r = reqwest::get(d.url("/servers/nope/mcp")).await.unwrap();
         assert_eq!(r.status(), 404);
@@ -204,14 +163,21 @@ async fn list_changes_reach_open_streams_and_progress_streams_before_the_result(
         c.call("notes_add_note", json!({"title": "fresh", "body": "x"})).await;
         let mut seen = String::new();
         while !seen.contains("notifications/resources/list_changed") {
-            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk()).await.unwrap().unwrap().unwrap();
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
         let resources = c.list_all("resources/list", "resources").await;
         assert!(resources.iter().any(|r| r["uri"] == "mcpmux://notes/note://notes/fresh"));
 
         let reply = c
-            .request("tools/call", json!({"name": "clock_sleep", "arguments": {"ms": 200}, "_meta": {"progressToken": "tok-7"}}))
+            .request(
+                "tools/call",
+                json!({"name": "clock_sleep", "arguments": {"ms": 200}, "_meta": {"progressToken": "tok-7"}}),
+            )
             .await;
         assert_eq!(reply.content_type, "text/event-stream");
         let progress: Vec<_> = reply.messages.iter().filter(|m| m["method"] == "notifications/progress").collect();

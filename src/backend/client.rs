@@ -100,6 +100,8 @@ struct Pending {
     origin: Option<Arc<dyn Origin>>,
     /// The caller's own progress token, restored on progress notifications.
     progress_token: Option<Value>,
+    /// When the backend last reported progress for this call.
+    last_progress: Option<tokio::time::Instant>,
 }
 
 /// Shared state of one backend connection.
@@ -185,7 +187,10 @@ impl Peer {
         let line = request_line(id, method, params.as_ref());
         let (tx, rx) = oneshot::channel();
         let cancel = opts.cancel.unwrap_or_default();
-        self.lock_pending().insert(id, Pending { reply: tx, sink: opts.sink, origin: opts.origin, progress_token });
+        self.lock_pending().insert(
+            id,
+            Pending { reply: tx, sink: opts.sink, origin: opts.origin, progress_token, last_progress: None },
+        );
         let guard = PendingGuard { peer: self, id };
         if let Err(e) = self.outbox.try_send(line) {
             drop(guard);
@@ -194,19 +199,35 @@ impl Peer {
                 mpsc::error::TrySendError::Closed(_) => CallError::Closed(self.close_reason()),
             });
         }
-        let outcome = tokio::select! {
-            r = rx => r.unwrap_or_else(|_| Err(CallError::Closed(self.close_reason()))),
-            _ = tokio::time::sleep(timeout) => {
-                self.cancel(id, "timeout");
-                Err(CallError::Timeout(timeout))
-            }
-            _ = cancel.cancelled() => {
-                self.cancel(id, "cancelled by the client");
-                Err(CallError::Cancelled)
+        let mut rx = rx;
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut rx => break r.unwrap_or_else(|_| Err(CallError::Closed(self.close_reason()))),
+                _ = tokio::time::sleep_until(deadline) => {
+                    // Progress for this call moves the deadline: a backend that keeps reporting
+                    // progress is working, not stuck.
+                    let extended = self.last_progress(id).map(|at| at + timeout);
+                    match extended {
+                        Some(d) if d > tokio::time::Instant::now() => deadline = d,
+                        _ => {
+                            self.cancel(id, "timeout");
+                            break Err(CallError::Timeout(timeout));
+                        }
+                    }
+                }
+                _ = cancel.cancelled() => {
+                    self.cancel(id, "cancelled by the client");
+                    break Err(CallError::Cancelled);
+                }
             }
         };
         drop(guard);
         outcome
+    }
+
+    fn last_progress(&self, id: u64) -> Option<tokio::time::Instant> {
+        self.lock_pending().get(&id).and_then(|p| p.last_progress)
     }
 
     /// Sends a notification.
@@ -317,8 +338,11 @@ impl Peer {
             return;
         };
         let target = {
-            let pending = self.lock_pending();
-            pending.get(&id).and_then(|p| Some((p.sink.clone()?, p.progress_token.clone()?)))
+            let mut pending = self.lock_pending();
+            pending.get_mut(&id).and_then(|p| {
+                p.last_progress = Some(tokio::time::Instant::now());
+                Some((p.sink.clone()?, p.progress_token.clone()?))
+            })
         };
         let Some((sink, token)) = target else { return };
         if let Some(obj) = params.as_object_mut() {

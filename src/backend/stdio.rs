@@ -181,7 +181,10 @@ async fn supervise_exit(
     }
 }
 
-async fn write_loop(peer: Arc<Peer>, mut outbox: Outbox, mut stdin: ChildStdin, mut stop: oneshot::Receiver<()>) {
+/// Writes queued lines to the child's stdin: each line and its newline go out together, and
+/// lines that queued up meanwhile are written in the same flush.
+async fn write_loop(peer: Arc<Peer>, mut outbox: Outbox, stdin: ChildStdin, mut stop: oneshot::Receiver<()>) {
+    let mut stdin = tokio::io::BufWriter::with_capacity(64 * 1024, stdin);
     loop {
         let line = tokio::select! {
             line = outbox.recv() => line,
@@ -191,6 +194,11 @@ async fn write_loop(peer: Arc<Peer>, mut outbox: Outbox, mut stdin: ChildStdin, 
         let written = async {
             stdin.write_all(&line).await?;
             stdin.write_all(b"\n").await?;
+            for _ in 0..64 {
+                let Ok(more) = outbox.try_recv() else { break };
+                stdin.write_all(&more).await?;
+                stdin.write_all(b"\n").await?;
+            }
             stdin.flush().await
         };
         if let Err(e) = written.await {

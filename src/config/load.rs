@@ -25,7 +25,16 @@ use super::{
 pub const AUTH_TOKEN_VAR: &str = "MCPMUX_AUTH_TOKEN";
 
 /// mcpmux's own per-server keys, allowed in an entry or under `mcpmux.servers.<name>`.
-const OWN_SERVER_KEYS: [&str; 5] = ["prefix", "disabled", "requestTimeoutMs", "startupTimeoutMs", "isolation"];
+const OWN_SERVER_KEYS: [&str; 8] = [
+    "prefix",
+    "disabled",
+    "requestTimeoutMs",
+    "startupTimeoutMs",
+    "isolation",
+    "required",
+    "listWhenDown",
+    "pingIntervalMs",
+];
 
 /// Largest accepted `pageSize`.
 const MAX_PAGE_SIZE: u64 = 10_000;
@@ -304,6 +313,9 @@ struct OwnKeys {
     request_timeout: Option<Duration>,
     startup_timeout: Option<Duration>,
     isolation: Isolation,
+    required: Option<bool>,
+    list_when_down: Option<bool>,
+    ping_interval: Option<Duration>,
 }
 
 /// What the walk of one entry needs to know.
@@ -580,6 +592,9 @@ impl<'e> Validator<'e> {
             request_timeout: own.request_timeout,
             startup_timeout: own.startup_timeout,
             isolation: own.isolation,
+            required: own.required.unwrap_or(true),
+            list_when_down: own.list_when_down.unwrap_or(true),
+            ping_interval: own.ping_interval,
         })
     }
 
@@ -744,6 +759,9 @@ impl<'e> Validator<'e> {
             "disabled" => own.disabled = self.boolean(loc, value).unwrap_or(own.disabled),
             "requestTimeoutMs" => own.request_timeout = self.millis(loc, value),
             "startupTimeoutMs" => own.startup_timeout = self.millis(loc, value),
+            "required" => own.required = self.boolean(loc, value),
+            "listWhenDown" => own.list_when_down = self.boolean(loc, value),
+            "pingIntervalMs" => own.ping_interval = self.millis(loc, value),
             "isolation" => match value.as_str() {
                 Some("shared") => own.isolation = Isolation::Shared,
                 Some("session") => own.isolation = Isolation::Session,

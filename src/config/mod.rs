@@ -115,6 +115,13 @@ pub struct ServerConfig {
     pub startup_timeout: Option<Duration>,
     /// Whether client sessions share one connection to the backend or each get their own.
     pub isolation: Isolation,
+    /// `/readyz` waits for this backend (default true).
+    pub required: bool,
+    /// Keep the backend's tools, prompts and resources listed while it is down (default true;
+    /// calls then get a clear "unavailable" error). False withdraws them until it is back.
+    pub list_when_down: bool,
+    /// When set, an idle backend is sent `ping` this often; no answer means it is restarted.
+    pub ping_interval: Option<Duration>,
 }
 
 /// How client sessions use a backend.

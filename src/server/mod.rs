@@ -54,7 +54,12 @@ pub fn app(state: AppState) -> Router {
         .route("/status", get(status))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::check))
         .layer(DefaultBodyLimit::max(max_body));
-    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).merge(mcp).with_state(state)
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(mcp)
+        .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by
@@ -74,6 +79,10 @@ pub async fn serve(
         tracing::info!("Shutting down: no new connections; finishing requests in flight.");
         signal.cancel();
     };
+    // Small SSE writes must not wait for delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
     let deadline = async {
         closing.cancelled().await;
@@ -88,16 +97,91 @@ pub async fn serve(
     }
 }
 
+/// Ready when every backend marked `required` (all, by default) is ready. The body names the
+/// ones that are not, and says how the last config reload went.
 async fn readyz(State(app): State<AppState>) -> Response {
     let not_ready: Vec<_> = app
         .gateway
         .backends()
         .values()
-        .filter(|b| b.status().state != BackendState::Ready)
-        .map(|b| json!({"name": &*b.name, "state": b.status().state.as_str(), "error": b.status().last_error}))
+        .filter(|b| b.config.required && b.status().state != BackendState::Ready)
+        .map(|b| {
+            let s = b.status();
+            json!({"name": &*b.name, "state": s.state.as_str(), "error": s.last_error})
+        })
         .collect();
     let status = if not_ready.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(json!({"ready": not_ready.is_empty(), "notReady": not_ready}))).into_response()
+    let body = json!({
+        "ready": not_ready.is_empty(),
+        "notReady": not_ready,
+        "configGeneration": app.gateway.generation(),
+        "lastReload": app.gateway.last_reload(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Prometheus text format.
+async fn metrics(State(app): State<AppState>) -> Response {
+    let gw = &app.gateway;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    };
+    let backends = gw.backends();
+    metric(
+        "mcpmux_backend_up",
+        "gauge",
+        "1 when the backend is ready.",
+        backends
+            .values()
+            .map(|b| {
+                format!(
+                    "mcpmux_backend_up{{backend=\"{}\"}} {}",
+                    b.name,
+                    u8::from(b.status().state == BackendState::Ready)
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "mcpmux_backend_restarts_total",
+        "counter",
+        "Times the backend was restarted.",
+        backends
+            .values()
+            .map(|b| format!("mcpmux_backend_restarts_total{{backend=\"{}\"}} {}", b.name, b.status().restarts))
+            .collect(),
+    );
+    metric(
+        "mcpmux_sessions",
+        "gauge",
+        "Open client sessions.",
+        vec![format!("mcpmux_sessions {}", gw.sessions().len())],
+    );
+    metric(
+        "mcpmux_config_generation",
+        "gauge",
+        "Config generation (1 at start, +1 per applied change).",
+        vec![format!("mcpmux_config_generation {}", gw.generation())],
+    );
+    metric(
+        "mcpmux_config_reload_failures_total",
+        "counter",
+        "Reloads that were refused or only partly applied.",
+        vec![format!("mcpmux_config_reload_failures_total {}", gw.reload_failures())],
+    );
+    let last_ok = gw.last_reload().map(|r| u8::from(r.ok)).unwrap_or(1);
+    metric(
+        "mcpmux_config_last_reload_success",
+        "gauge",
+        "1 when the last reload was applied in full (or none happened).",
+        vec![format!("mcpmux_config_last_reload_success {last_ok}")],
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn status(State(app): State<AppState>) -> Response {
@@ -141,6 +225,8 @@ async fn status(State(app): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeMs": gw.uptime().as_millis() as u64,
         "sessions": gw.sessions().len(),
+        "configGeneration": gw.generation(),
+        "lastReload": gw.last_reload(),
         "backends": backends,
     }))
     .into_response()

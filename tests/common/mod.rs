@@ -44,10 +44,7 @@ fn require(path: PathBuf, what: &str) -> PathBuf {
 
 /// Node 22 from the `node` npm package (the system Node may be older).
 pub fn node22() -> PathBuf {
-    require(
-        peers_dir().join("node_modules/.bin/node"),
-        "Node 22 (npm package node@22)",
-    )
+    require(peers_dir().join("node_modules/.bin/node"), "Node 22 (npm package node@22)")
 }
 
 /// The entry script of an npm package's bin, run with Node 22.
@@ -56,25 +53,17 @@ pub fn server_everything() -> (String, Vec<String>) {
         peers_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js"),
         "@modelcontextprotocol/server-everything",
     );
-    (
-        node22().display().to_string(),
-        vec![script.display().to_string()],
-    )
+    (node22().display().to_string(), vec![script.display().to_string()])
 }
 
 /// The Python of the test virtualenv (with `mcp` and `fastmcp`).
 pub fn python() -> PathBuf {
-    require(
-        peers_dir().join(".venv/bin/python"),
-        "the test virtualenv's python (mcp, fastmcp)",
-    )
+    require(peers_dir().join(".venv/bin/python"), "the test virtualenv's python (mcp, fastmcp)")
 }
 
 /// A Python fixture under tests/fixtures.
 pub fn fixture(name: &str) -> String {
-    require(root().join("tests/fixtures").join(name), "a test fixture")
-        .display()
-        .to_string()
+    require(root().join("tests/fixtures").join(name), "a test fixture").display().to_string()
 }
 
 /// The lookup used to expand test configs: the real environment, with `MCPMUX_EXE` pointing at
@@ -128,15 +117,8 @@ impl Daemon {
                 let _ = ready_tx.send(());
             },
         ));
-        tokio::time::timeout(TEST_TIMEOUT, ready_rx)
-            .await
-            .expect("daemon start timed out")
-            .ok();
-        Daemon {
-            addr,
-            stop: Some(stop_tx),
-            task: Some(task),
-        }
+        tokio::time::timeout(TEST_TIMEOUT, ready_rx).await.expect("daemon start timed out").ok();
+        Daemon { addr, stop: Some(stop_tx), task: Some(task) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -149,31 +131,18 @@ impl Daemon {
             let _ = tx.send(());
         }
         let task = self.task.take().unwrap();
-        tokio::time::timeout(TEST_TIMEOUT, task)
-            .await
-            .expect("daemon stop timed out")
-            .unwrap()
+        tokio::time::timeout(TEST_TIMEOUT, task).await.expect("daemon stop timed out").unwrap()
     }
 
     /// `GET /status` as JSON.
     pub async fn status(&self) -> Value {
-        reqwest::get(self.url("/status"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(self.url("/status")).await.unwrap().json().await.unwrap()
     }
 
     /// PIDs of the backends' child processes, from `/status`.
     pub async fn backend_pids(&self) -> Vec<u32> {
         let status = self.status().await;
-        status["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|b| b["pid"].as_u64().map(|p| p as u32))
-            .collect()
+        status["backends"].as_array().unwrap().iter().filter_map(|b| b["pid"].as_u64().map(|p| p as u32)).collect()
     }
 
     /// A client session on `/mcp`.
@@ -186,13 +155,7 @@ impl Daemon {
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .next()
-                .unwrap_or("");
+            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
             state != "Z" && state != "X"
         }
         Err(_) => false,
@@ -220,11 +183,7 @@ pub struct Reply {
 impl Reply {
     /// The final response message (the one with an id).
     pub fn response(&self) -> &Value {
-        self.messages
-            .iter()
-            .rev()
-            .find(|m| m.get("id").is_some())
-            .expect("no response message in reply")
+        self.messages.iter().rev().find(|m| m.get("id").is_some()).expect("no response message in reply")
     }
     pub fn result(&self) -> &Value {
         let r = self.response();
@@ -242,11 +201,8 @@ impl Reply {
 pub fn parse_sse(body: &str) -> Vec<Value> {
     body.split("\n\n")
         .filter_map(|event| {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.trim_start())
-                .collect();
+            let data: Vec<&str> =
+                event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.trim_start()).collect();
             if data.is_empty() || data.iter().all(|d| d.is_empty()) {
                 return None;
             }
@@ -266,19 +222,15 @@ impl Client {
             init_result: Value::Null,
         };
         let reply = c
-            .send(
-                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "mcpmux-tests", "version": "0"}
-                }}),
-            )
+            .send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "mcpmux-tests", "version": "0"}
+            }}))
             .await;
         assert_eq!(reply.status, 200, "initialize failed: {reply:?}");
         c.init_result = reply.result().clone();
-        let r = c
-            .send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
+        let r = c.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
         assert_eq!(r.status, 202);
         c
     }
@@ -295,10 +247,7 @@ impl Client {
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
         }
-        let resp = tokio::time::timeout(TEST_TIMEOUT, req.send())
-            .await
-            .expect("request timed out")
-            .unwrap();
+        let resp = tokio::time::timeout(TEST_TIMEOUT, req.send()).await.expect("request timed out").unwrap();
         if let Some(s) = resp.headers().get("mcp-session-id") {
             self.session = Some(s.to_str().unwrap().to_owned());
         }
@@ -309,24 +258,15 @@ impl Client {
     pub async fn request(&mut self, method: &str, params: Value) -> Reply {
         let id = self.next_id;
         self.next_id += 1;
-        let reply = self
-            .send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await;
+        let reply = self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
         assert_eq!(reply.status, 200, "{method} failed: {reply:?}");
-        assert_eq!(
-            reply.response()["id"],
-            json!(id),
-            "response id must match the request id"
-        );
+        assert_eq!(reply.response()["id"], json!(id), "response id must match the request id");
         reply
     }
 
     /// Calls a tool and returns the result.
     pub async fn call(&mut self, tool: &str, arguments: Value) -> Value {
-        self.request("tools/call", json!({"name": tool, "arguments": arguments}))
-            .await
-            .result()
-            .clone()
+        self.request("tools/call", json!({"name": tool, "arguments": arguments})).await.result().clone()
     }
 
     /// Every item of a paged list.
@@ -350,41 +290,23 @@ impl Client {
 
     /// Names of every listed tool.
     pub async fn tool_names(&mut self) -> Vec<String> {
-        self.list_all("tools/list", "tools")
-            .await
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
-            .collect()
+        self.list_all("tools/list", "tools").await.iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
     }
 }
 
 /// Reads a response body as JSON or SSE.
 pub async fn read_reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = tokio::time::timeout(TEST_TIMEOUT, resp.text())
-        .await
-        .expect("body timed out")
-        .unwrap();
+    let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let body = tokio::time::timeout(TEST_TIMEOUT, resp.text()).await.expect("body timed out").unwrap();
     let messages = if content_type.starts_with("text/event-stream") {
         parse_sse(&body)
     } else if body.trim().is_empty() {
         Vec::new()
     } else {
-        vec![
-            serde_json::from_str(&body)
-                .unwrap_or_else(|e| panic!("body is not JSON ({e}): {body}")),
-        ]
+        vec![serde_json::from_str(&body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {body}"))]
     };
-    Reply {
-        status,
-        content_type,
-        messages,
-    }
+    Reply { status, content_type, messages }
 }
 
 /// The text of the first text content item of a tool result.
