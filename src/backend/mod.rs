@@ -6,7 +6,11 @@
 //! ([`stdio`], and later the HTTP ones) only moves messages.
 
 pub mod client;
+pub mod http;
+pub mod remote;
+pub mod sse;
 pub mod stdio;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -171,7 +175,7 @@ pub enum StartError {
 /// One live session with a backend.
 pub struct Connection {
     peer: Arc<Peer>,
-    process: Mutex<Option<stdio::StdioProcess>>,
+    transport: transport::TransportHandle,
     pid: Option<u32>,
     pub info: ServerInfo,
 }
@@ -185,13 +189,20 @@ impl Connection {
         owner: Option<Arc<dyn Origin>>,
     ) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>), StartError> {
         let (peer, outbox, events) = Peer::with_owner(Arc::from(name), owner);
-        let process = match &cfg.transport {
-            TransportConfig::Stdio(s) => stdio::spawn(peer.clone(), outbox, s, settings.max_message_bytes)?,
-            TransportConfig::Remote(_) => return Err(StartError::RemoteUnsupported),
-        };
-        let pid = Some(process.pid());
-        let mut conn = Connection { peer, process: Mutex::new(Some(process)), pid, info: ServerInfo::default() };
         let timeout = cfg.request_timeout.unwrap_or(settings.request_timeout);
+        let (transport, pid) = match &cfg.transport {
+            TransportConfig::Stdio(s) => {
+                let process = stdio::spawn(peer.clone(), outbox, s, settings.max_message_bytes)?;
+                let pid = process.pid();
+                (transport::TransportHandle::stdio(process), Some(pid))
+            }
+            TransportConfig::Remote(r) => {
+                let handle = remote::start(peer.clone(), outbox, r, settings.max_message_bytes, timeout)
+                    .map_err(StartError::Initialize)?;
+                (transport::TransportHandle::remote(handle), None)
+            }
+        };
+        let mut conn = Connection { peer, transport, pid, info: ServerInfo::default() };
         match conn.initialize(timeout).await {
             Ok(info) => {
                 conn.info = info;
@@ -288,12 +299,20 @@ impl Connection {
         self.peer.is_closed()
     }
 
-    /// Ends the connection: pending calls fail, the child is stopped and reaped.
+    /// Calls waiting for an answer on this connection.
+    pub fn pending_count(&self) -> usize {
+        self.peer.pending_count()
+    }
+
+    /// The transport in use: `"stdio"`, `"streamable-http"` or `"sse"` (for `/status`).
+    pub fn transport(&self) -> &'static str {
+        self.transport.kind()
+    }
+
+    /// Ends the connection: pending calls fail, the child is stopped and reaped, a remote
+    /// session is ended.
     pub async fn stop(&self) {
-        let process = self.process.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(p) = process {
-            p.stop().await;
-        }
+        self.transport.stop().await;
         self.peer.close("backend stopped");
     }
 }
