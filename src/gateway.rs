@@ -467,6 +467,7 @@ impl Gateway {
         futures_util::future::join_all(handles.into_iter().map(supervisor::Handle::stop)).await;
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.lock_tasks());
         futures_util::future::join_all(tasks).await;
+        tracing::info!("Every backend is stopped.");
     }
 
     /// Ends a session (client DELETE) and releases what it held.

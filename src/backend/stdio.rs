@@ -161,6 +161,7 @@ async fn supervise_exit(
             match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
+                    tracing::debug!(pid, "Child did not exit after its stdin closed; sending SIGTERM.");
                     let _ = killpg(pgid, Signal::SIGTERM);
                     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
                         Ok(status) => status,
