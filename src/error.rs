@@ -107,6 +107,8 @@ pub enum RelayError {
     Timeout { backend: String, after: Duration },
     #[error("backend '{backend}' closed the connection before answering: {reason}")]
     ConnectionLost { backend: String, reason: String },
+    #[error("the request to backend '{backend}' failed: {reason}")]
+    RequestFailed { backend: String, reason: String },
     #[error("request cancelled")]
     Cancelled,
     /// The backend's own error object, passed through unchanged.
@@ -128,7 +130,9 @@ impl RelayError {
                 (code::INVALID_PARAMS, None)
             }
             RelayError::UnknownResource(uri) => (code::RESOURCE_NOT_FOUND, Some(json!({"uri": uri}))),
-            RelayError::BackendUnavailable { backend, .. } | RelayError::ConnectionLost { backend, .. } => {
+            RelayError::BackendUnavailable { backend, .. }
+            | RelayError::ConnectionLost { backend, .. }
+            | RelayError::RequestFailed { backend, .. } => {
                 (code::BACKEND_UNAVAILABLE, Some(json!({"backend": backend})))
             }
             RelayError::Timeout { backend, .. } => (code::REQUEST_TIMEOUT, Some(json!({"backend": backend}))),

@@ -269,11 +269,17 @@ async fn without_a_transport_key_an_sse_only_server_is_reached_over_sse() {
         let d = Daemon::start(json!({"mcpServers": {
             "inferred": {"url": fast_sse.url("/events")},
             "streamable": {"url": tiny.url("/mcp")},
+            "nowhere": {"url": fast_sse.url("/nowhere")},
         }}))
         .await;
         let status = d.status().await;
         assert_eq!(backend(&status, "inferred")["state"], "ready", "{status}");
         assert_eq!(backend(&status, "streamable")["state"], "ready", "{status}");
+        // Neither transport answers there: the error says what each attempt got.
+        let nowhere = backend(&status, "nowhere");
+        assert_eq!(nowhere["state"], "failed", "{nowhere}");
+        let error = nowhere["lastError"].as_str().unwrap();
+        assert!(error.contains("SSE stream request") && error.contains("initialize POST got HTTP 404"), "{error}");
         let mut c = d.client().await;
         assert_eq!(text_of(&c.call("inferred_multiply", json!({"a": 3, "b": 5})).await), "15");
         assert_eq!(text_of(&c.call("streamable_probe", json!({})).await), "ok");
@@ -339,6 +345,43 @@ async fn a_backend_restarted_on_the_same_port_is_reinitialized_and_relisted() {
         let names = c.tool_names().await;
         assert!(names.contains(&"everything_echo".to_owned()), "{names:?}");
         assert_eq!(text_of(&c.call("everything_echo", json!({"message": "c"})).await), "Echo: c");
+        d.stop().await.unwrap();
+        drop(second);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_sse_stream_ends_the_connection_and_it_is_reconnected() {
+    tokio::time::timeout(common::TEST_TIMEOUT, async {
+        let first = everything("sse", None).await;
+        let port = first.port;
+        let d = Daemon::start(json!({"mcpServers": {"legacy": {"url": first.url("/sse")}}})).await;
+        let mut c = d.client().await;
+        assert_eq!(text_of(&c.call("legacy_echo", json!({"message": "a"})).await), "Echo: a");
+
+        first.kill().await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = d.status().await;
+            let b = backend(&s, "legacy");
+            if b["state"] != "ready" {
+                // The stream's end, or a POST's refused connection, whichever is seen first.
+                let error = b["lastError"].as_str().unwrap();
+                assert!(error.contains(&format!("127.0.0.1:{port}/sse")), "{b}");
+                assert!(error.contains("SSE stream") || error.contains("lost the connection"), "{b}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the dropped stream was not noticed: {b}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let e = c.request("tools/call", json!({"name": "legacy_echo", "arguments": {"message": "b"}})).await;
+        assert_eq!(e.error()["code"], -32000, "{e:?}");
+
+        let second = everything("sse", Some(port)).await;
+        wait_restarted(&d, "legacy").await;
+        assert_eq!(text_of(&c.call("legacy_echo", json!({"message": "c"})).await), "Echo: c");
         d.stop().await.unwrap();
         drop(second);
     })

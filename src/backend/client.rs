@@ -80,6 +80,10 @@ pub enum CallError {
     Overloaded,
     #[error("the client cancelled the request")]
     Cancelled,
+    /// This one request failed (an HTTP error, an answer over the size limit); the connection
+    /// stays up.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Something a backend sent that is not tied to one client request.
@@ -251,10 +255,34 @@ impl Peer {
 
     /// Handles one message read from the backend.
     pub fn dispatch(&self, msg: Message) {
+        self.dispatch_inner(msg, None);
+    }
+
+    /// Like [`Peer::dispatch`], for a message that arrived on the response stream of mcpmux's
+    /// own request `related` (its id on this connection): a backend request or log message is
+    /// then tied to that call's caller for certain, instead of by who has calls in flight.
+    pub fn dispatch_related(&self, msg: Message, related: u64) {
+        self.dispatch_inner(msg, Some(related));
+    }
+
+    /// Fails one call without closing the connection (an HTTP error on its request, an answer
+    /// over the size limit).
+    pub fn fail(&self, id: u64, error: CallError) {
+        if let Some(p) = self.lock_pending().remove(&id) {
+            let _ = p.reply.send(Err(error));
+        }
+    }
+
+    /// Whether call `id` is still waiting for its answer.
+    pub fn is_pending(&self, id: u64) -> bool {
+        self.lock_pending().contains_key(&id)
+    }
+
+    fn dispatch_inner(&self, msg: Message, related: Option<u64>) {
         match msg.kind() {
             Kind::Response => self.on_response(msg),
-            Kind::Notification => self.on_notification(msg),
-            Kind::Request => self.on_request(msg),
+            Kind::Notification => self.on_notification(msg, related),
+            Kind::Request => self.on_request(msg, related),
             Kind::Invalid => {
                 tracing::warn!(backend = %self.name, "Backend sent a message that is not valid JSON-RPC 2.0; ignored.");
             }
@@ -280,12 +308,12 @@ impl Peer {
         let _ = pending.reply.send(Ok(reply));
     }
 
-    fn on_notification(&self, msg: Message) {
+    fn on_notification(&self, msg: Message, related: Option<u64>) {
         let method = msg.method.unwrap_or_default();
         match method.as_str() {
             methods::PROGRESS => self.on_progress(msg.params),
             methods::CANCELLED => self.on_backend_cancel(msg.params),
-            methods::MESSAGE => match self.sole_origin() {
+            methods::MESSAGE => match self.origin_of(related) {
                 Some((origin, sink)) => origin.forward_notification(&self.name, &method, msg.params, sink),
                 None => {
                     let _ = self.events.send(BackendEvent::Notification { method, params: msg.params });
@@ -295,6 +323,20 @@ impl Peer {
                 let _ = self.events.send(BackendEvent::Notification { method, params: msg.params });
             }
         }
+    }
+
+    /// Who a backend message is for: the caller of call `related` when the transport knows the
+    /// message belongs to it, else the one party with calls in flight.
+    fn origin_of(&self, related: Option<u64>) -> Option<(Arc<dyn Origin>, Option<EventSink>)> {
+        if let Some(id) = related {
+            let pending = self.lock_pending();
+            if let Some(p) = pending.get(&id)
+                && let Some(origin) = &p.origin
+            {
+                return Some((origin.clone(), p.sink.clone()));
+            }
+        }
+        self.sole_origin()
     }
 
     /// The one downstream party with calls in flight here, with the stream of its call when it
@@ -353,14 +395,14 @@ impl Peer {
         }
     }
 
-    fn on_request(&self, msg: Message) {
+    fn on_request(&self, msg: Message, related: Option<u64>) {
         let id = msg.id.unwrap_or(Value::Null);
         let method = msg.method.unwrap_or_default();
         if method == methods::PING {
             self.respond(&id, Ok(Payload::from_value(&json!({}))));
             return;
         }
-        let (Some((origin, sink)), Some(me)) = (self.sole_origin(), self.me.upgrade()) else {
+        let (Some((origin, sink)), Some(me)) = (self.origin_of(related), self.me.upgrade()) else {
             tracing::warn!(backend = %self.name, method = %method, "Backend sent a request that cannot be tied to one client session; refused. Set \"isolation\": \"session\" on this backend to give each session its own connection.");
             self.respond(
                 &id,

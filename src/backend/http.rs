@@ -70,8 +70,9 @@ const SMALL_BODY: usize = 64 * 1024;
 /// How a POST went, for the caller that must know.
 enum Posted {
     Done,
-    /// The `initialize` POST was refused the way an SSE-only server refuses it.
-    NotStreamable(StatusCode),
+    /// The `initialize` POST was refused the way an SSE-only server refuses it: the status,
+    /// and what the refusal said.
+    NotStreamable(StatusCode, String),
 }
 
 /// Why a `GET` did not give an event stream.
@@ -128,8 +129,8 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut outbox: Outbox, probe: bool) -> Optio
                 p = http.post(line.clone(), &head, probing) => p,
                 _ = ctx.ended() => break,
             };
-            if let Posted::NotStreamable(status) = posted {
-                return Some(Fallback { outbox, initialize: line, status });
+            if let Posted::NotStreamable(status, body) = posted {
+                return Some(Fallback { outbox, initialize: line, status, body });
             }
             probing = false;
         } else if head.is(methods::INITIALIZED) {
@@ -204,7 +205,7 @@ impl Http {
             "{} no longer knows the MCP session (HTTP {status}); the backend will be re-initialized",
             self.ctx.shown
         );
-        tracing::warn!(backend = self.ctx.name(), reason = %reason, "Remote backend lost the session.");
+        tracing::debug!(backend = self.ctx.name(), reason = %reason, "Remote backend lost the session.");
         self.ctx.peer.close(&reason);
     }
 
@@ -246,10 +247,10 @@ impl Http {
         };
         let status = resp.status();
         if !status.is_success() {
-            if probe && matches!(status.as_u16(), 400 | 404 | 405) {
-                return Posted::NotStreamable(status);
-            }
             let body = ctx.scrub(&snippet(resp).await);
+            if probe && matches!(status.as_u16(), 400 | 404 | 405) {
+                return Posted::NotStreamable(status, body);
+            }
             if session_gone(status, &body, sent_session.is_some()) {
                 self.session_lost(status);
                 return Posted::Done;

@@ -3,7 +3,8 @@
 //! A [`Backend`] is the long-lived handle the gateway keeps per config entry: its state, its
 //! current [`Connection`] and the catalog it listed. A `Connection` is one live session with the
 //! server over some transport; [`client::Peer`] does the protocol work and the transport module
-//! ([`stdio`], and later the HTTP ones) only moves messages.
+//! ([`stdio`], [`http`] for streamable HTTP, [`sse`] for the legacy HTTP+SSE transport, chosen by
+//! [`remote`]) only moves messages.
 
 pub mod client;
 pub mod http;
@@ -162,8 +163,6 @@ impl Listing {
 pub enum StartError {
     #[error(transparent)]
     Spawn(#[from] stdio::SpawnError),
-    #[error("remote backends are not supported yet")]
-    RemoteUnsupported,
     #[error("initialize failed: {0}")]
     Initialize(String),
     #[error("listing {what} failed: {reason}")]
@@ -477,6 +476,7 @@ impl Backend {
                 Err(RelayError::ConnectionLost { backend: self.name.to_string(), reason })
             }
             Err(CallError::Cancelled) => Err(RelayError::Cancelled),
+            Err(CallError::Failed(reason)) => Err(RelayError::RequestFailed { backend: self.name.to_string(), reason }),
             Err(CallError::Overloaded) => Err(RelayError::BackendUnavailable {
                 backend: self.name.to_string(),
                 reason: "too many requests queued".to_owned(),

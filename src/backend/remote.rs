@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Outbox, Peer};
 use crate::config::{RemoteConfig, RemoteKind, Secret};
-use crate::jsonrpc::{Message, code};
+use crate::jsonrpc::Message;
 
 /// Time allowed to open a TCP (and TLS) connection to a remote backend.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -155,23 +155,13 @@ impl Ctx {
     /// Ends the connection because the backend cannot be reached any more.
     pub fn unreachable(&self, e: &reqwest::Error) {
         let reason = format!("lost the connection to {}: {}", self.shown, describe(e));
-        tracing::warn!(backend = self.name(), reason = %reason, "Remote backend is unreachable.");
+        tracing::debug!(backend = self.name(), reason = %reason, "Remote backend is unreachable.");
         self.peer.close(&reason);
     }
 
-    /// Fails one pending call with a JSON-RPC error, leaving the connection up.
-    // The client core has no way to fail one call from the transport; an error response with
-    // the call's id does the same. See the report for the `Peer::fail` API this wants.
+    /// Fails one pending call, leaving the connection up.
     pub fn fail_call(&self, id: u64, message: String) {
-        let msg = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {"code": code::INTERNAL_ERROR, "message": message},
-        });
-        let bytes = serde_json::to_vec(&msg).unwrap_or_default();
-        if let Ok(m) = Message::parse(&bytes) {
-            self.peer.dispatch(m);
-        }
+        self.peer.fail(id, crate::backend::client::CallError::Failed(message));
     }
 }
 
@@ -217,7 +207,7 @@ pub fn start(
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(async move {
         match kind {
-            RemoteKind::Sse => super::sse::run(ctx.clone(), outbox, None).await,
+            RemoteKind::Sse => super::sse::run(ctx.clone(), outbox, None, None).await,
             RemoteKind::StreamableHttp => {
                 super::http::run(ctx.clone(), outbox, false).await;
             }
@@ -229,7 +219,11 @@ pub fn start(
                         status = fallback.status.as_u16(),
                         "Remote backend does not take streamable HTTP POSTs; trying the legacy HTTP+SSE transport."
                     );
-                    super::sse::run(ctx.clone(), fallback.outbox, Some(fallback.initialize)).await;
+                    // Should SSE fail too, say what the streamable-HTTP attempt got.
+                    let sep = if fallback.body.is_empty() { "" } else { ": " };
+                    let note =
+                        format!("a streamable HTTP initialize POST got HTTP {}{sep}{}", fallback.status, fallback.body);
+                    super::sse::run(ctx.clone(), fallback.outbox, Some(fallback.initialize), Some(note)).await;
                 }
             }
         }
@@ -244,6 +238,8 @@ pub(super) struct Fallback {
     pub outbox: Outbox,
     pub initialize: Bytes,
     pub status: StatusCode,
+    /// The start of the refusal's body (scrubbed).
+    pub body: String,
 }
 
 fn build_client(url: &Url) -> Result<reqwest::Client, String> {
@@ -452,13 +448,13 @@ pub(super) fn deliver(ctx: &Ctx, data: &[u8], related: Option<u64>, init_id: Opt
     out
 }
 
-/// Hands a message to the client core, saying which request's stream it came on.
-// `Peer::dispatch` decides which client session a backend request or log message is for from
-// who has calls in flight; with `related` it could tie it to the exact call. Until the client
-// core has `dispatch_related`, the hint is dropped.
+/// Hands a message to the client core, saying which request's stream it came on, so a backend
+/// request or log message on it reaches exactly that call's client.
 fn dispatch_related(peer: &Peer, msg: Message, related: Option<u64>) {
-    let _ = related;
-    peer.dispatch(msg);
+    match related {
+        Some(id) => peer.dispatch_related(msg, id),
+        None => peer.dispatch(msg),
+    }
 }
 
 /// One item read off an event stream.

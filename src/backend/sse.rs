@@ -26,10 +26,11 @@ use super::remote::{
 use crate::protocol::methods;
 
 /// Runs the transport until it is stopped or the connection closes. `first` is a message to
-/// send before the queue (the `initialize` a streamable-HTTP attempt could not deliver).
-pub(super) async fn run(ctx: Arc<Ctx>, mut outbox: Outbox, mut first: Option<Bytes>) {
+/// send before the queue (the `initialize` a streamable-HTTP attempt could not deliver), and
+/// `note` what that attempt got, added to the reason should the stream not open either.
+pub(super) async fn run(ctx: Arc<Ctx>, mut outbox: Outbox, mut first: Option<Bytes>, note: Option<String>) {
     let opened = tokio::select! {
-        o = open(&ctx) => o,
+        o = open(&ctx, note.as_deref()) => o,
         _ = ctx.ended() => return,
     };
     let Some(mut reader) = opened else { return };
@@ -78,13 +79,17 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut outbox: Outbox, mut first: Option<Byt
     tasks.abort_all();
 }
 
-/// Opens the event stream; on failure the connection is closed with the reason.
-async fn open(ctx: &Ctx) -> Option<EventReader> {
+/// Opens the event stream; on failure the connection is closed with the reason (and `note`).
+async fn open(ctx: &Ctx, note: Option<&str>) -> Option<EventReader> {
+    let fail = |reason: String| match note {
+        Some(n) => ctx.peer.close(&format!("{reason} ({n})")),
+        None => ctx.peer.close(&reason),
+    };
     let req = ctx.client.get(ctx.url.clone()).headers(ctx.headers.clone()).header(ACCEPT, "text/event-stream");
     let resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
-            ctx.peer.close(&format!("could not open the SSE stream at {}: {}", ctx.shown, describe(&e)));
+            fail(format!("could not open the SSE stream at {}: {}", ctx.shown, describe(&e)));
             return None;
         }
     };
@@ -92,12 +97,12 @@ async fn open(ctx: &Ctx) -> Option<EventReader> {
     if !status.is_success() {
         let body = ctx.scrub(&snippet(resp).await);
         let sep = if body.is_empty() { "" } else { ": " };
-        ctx.peer.close(&format!("{} answered HTTP {status} to the SSE stream request{sep}{body}", ctx.shown));
+        fail(format!("{} answered HTTP {status} to the SSE stream request{sep}{body}", ctx.shown));
         return None;
     }
     if !is_event_stream(&resp) {
         let ct = content_type(&resp);
-        ctx.peer.close(&format!("{} did not answer with an event stream (content type '{ct}')", ctx.shown));
+        fail(format!("{} did not answer with an event stream (content type '{ct}')", ctx.shown));
         return None;
     }
     Some(EventReader::new(resp, ctx.max_bytes))
@@ -201,7 +206,7 @@ async fn post(ctx: &Ctx, endpoint: &Url, line: Bytes, head: &Head) {
     if session_gone(status, &body, true) || status == StatusCode::GONE {
         let reason =
             format!("{} no longer knows the SSE session (HTTP {status}); the backend will be reconnected", ctx.shown);
-        tracing::warn!(backend = ctx.name(), reason = %reason, "Remote backend lost the session.");
+        tracing::debug!(backend = ctx.name(), reason = %reason, "Remote backend lost the session.");
         ctx.peer.close(&reason);
         return;
     }

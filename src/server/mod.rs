@@ -196,7 +196,7 @@ async fn status(State(app): State<AppState>) -> Response {
                 let l = b.listing();
                 json!({
                     "name": &*b.name,
-                    "transport": cfg.transport.kind(),
+                    "transport": b.connection().map(|c| c.transport()).unwrap_or_else(|| cfg.transport.kind()),
                     "state": s.state.as_str(),
                     "pid": s.pid,
                     "restarts": s.restarts,
