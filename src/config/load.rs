@@ -303,6 +303,8 @@ struct Fields {
     cwd: Option<PathBuf>,
     url: Option<String>,
     headers: BTreeMap<String, Secret>,
+    /// `bearerToken` / `bearerTokenFile`: sent as `Authorization: Bearer …`.
+    bearer: Option<Secret>,
 }
 
 /// mcpmux's own per-server keys after validation.
@@ -582,6 +584,15 @@ impl<'e> Validator<'e> {
         for (key, value) in entry {
             self.server_key(&e, key, value, &mut fields, &mut own);
         }
+        if entry.contains_key("bearerToken") && entry.contains_key("bearerTokenFile") {
+            self.error(child(&e.loc, "bearerToken"), "`bearerToken` and `bearerTokenFile` are both set; keep only one");
+        }
+        if fields.bearer.is_some() && fields.headers.keys().any(|h| h.eq_ignore_ascii_case("authorization")) {
+            self.error(
+                child(&e.loc, "headers"),
+                "an Authorization header and a bearer token are both set; keep only one",
+            );
+        }
         self.override_keys(&e, entry, &mut own);
         let transport = build_transport(e.kind?, fields)?;
         Some(ServerConfig {
@@ -714,7 +725,11 @@ impl<'e> Validator<'e> {
             "args" | "env" | "cwd" if remote => {
                 self.warn(loc, format!("key '{key}' only applies to stdio servers and was ignored"))
             }
-            "headers" if stdio => self.warn(loc, format!("key '{key}' only applies to remote servers and was ignored")),
+            "headers" | "bearerToken" | "bearerTokenFile" if stdio => {
+                self.warn(loc, format!("key '{key}' only applies to remote servers and was ignored"))
+            }
+            "bearerToken" => fields.bearer = self.non_empty(&loc, value).map(Secret::new),
+            "bearerTokenFile" => fields.bearer = self.token_file(&loc, value),
             "args" => fields.args = self.args(&loc, value),
             "env" => fields.env = self.env_map(&loc, value),
             "cwd" => fields.cwd = self.non_empty(&loc, value).map(PathBuf::from),
@@ -1008,7 +1023,13 @@ fn build_transport(kind: Kind, fields: Fields) -> Option<TransportConfig> {
             env: fields.env,
             cwd: fields.cwd,
         }),
-        Kind::Remote(kind) => TransportConfig::Remote(RemoteConfig { url: fields.url?, kind, headers: fields.headers }),
+        Kind::Remote(kind) => {
+            let mut headers = fields.headers;
+            if let Some(token) = fields.bearer {
+                headers.insert("Authorization".to_owned(), Secret::new(format!("Bearer {}", token.expose())));
+            }
+            TransportConfig::Remote(RemoteConfig { url: fields.url?, kind, headers })
+        }
     })
 }
 
@@ -1612,6 +1633,33 @@ mod tests {
         }
         let p = problems(r#"{"mcpServers": {"a": {"url": "${HOST:-}"}}}"#);
         assert_one(&p, "mcpServers.a.url", "http:// or https://");
+    }
+
+    #[test]
+    fn bearer_tokens_become_an_authorization_header() {
+        let dir = std::env::temp_dir().join(format!("mcpmux-bearer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let c = load_with(
+            &format!(
+                r#"{{"mcpServers": {{"a": {{"url": "http://h", "bearerToken": "${{T}}"}}, "b": {{"url": "http://h", "bearerTokenFile": "{}"}}}}}}"#,
+                file.display()
+            ),
+            Format::Json,
+            &[("T", "from-env")],
+        );
+        let header = |name: &str| match &server(&c, name).transport {
+            TransportConfig::Remote(r) => r.headers["Authorization"].expose().to_owned(),
+            TransportConfig::Stdio(_) => panic!("remote expected"),
+        };
+        assert_eq!(header("a"), "Bearer from-env");
+        assert_eq!(header("b"), "Bearer from-file");
+        let p = problems(
+            r#"{"mcpServers": {"a": {"url": "http://h", "bearerToken": "x", "headers": {"authorization": "y"}}}}"#,
+        );
+        assert!(p.iter().any(|d| d.message.contains("both set")), "{p:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
