@@ -169,8 +169,8 @@ impl Peer {
 
     /// Sends a request and waits for its reply.
     ///
-    /// `params._meta.progressToken`, when present and a `sink` is given, is replaced by a token
-    /// unique on this connection; progress notifications for it are sent to `sink` with the
+    /// `params._meta.progressToken`, when present, is replaced by a token unique on this
+    /// connection; progress notifications for it are sent to the caller's `sink` (if any) with the
     /// caller's token restored. If the caller stops waiting (the future is dropped), the pending
     /// entry is removed. On timeout the backend is sent `notifications/cancelled`.
     pub async fn request(
@@ -184,10 +184,9 @@ impl Peer {
             return Err(CallError::Closed(self.close_reason()));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let progress_token = match (&opts.sink, params.as_mut()) {
-            (Some(_), Some(p)) => replace_progress_token(p, id),
-            _ => None,
-        };
+        // The caller's token is always replaced, even when its progress has nowhere to go: a
+        // token left as the client wrote it could equal another call's id on this connection.
+        let progress_token = params.as_mut().and_then(|p| replace_progress_token(p, id));
         let line = request_line(id, method, params.as_ref());
         let (tx, rx) = oneshot::channel();
         let cancel = opts.cancel.unwrap_or_default();
