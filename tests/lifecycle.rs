@@ -130,25 +130,32 @@ async fn sigterm_drains_exits_zero_and_reaps_children() {
         let mut d = spawn_daemon(&json!({"mcpServers": {"notes": demo("notes"), "clock": demo("clock")}}), &[]);
         let pids = pids_of(&d.base).await;
         let c = common::Client::connect(&format!("{}/mcp", d.base)).await;
-        // A call in flight when SIGTERM arrives still completes.
-        let url = c.url.clone();
-        let session = c.session.clone().unwrap();
-        let in_flight = tokio::spawn(async move {
-            let resp = reqwest::Client::new()
-                .post(url)
-                .header("content-type", "application/json")
-                .header("accept", "application/json")
-                .header("mcp-session-id", session)
-                .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "clock_sleep", "arguments": {"ms": 700}}}).to_string())
-                .send()
-                .await
-                .unwrap();
-            common::read_reply(resp).await
-        });
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A call in flight when SIGTERM arrives still completes. The first progress event proves
+        // the call reached the backend before the signal is sent.
+        let mut resp = reqwest::Client::new()
+            .post(&c.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", c.session.clone().unwrap())
+            .body(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "clock_sleep", "arguments": {"ms": 700}, "_meta": {"progressToken": "p"}}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut body = String::new();
+        while !body.contains("notifications/progress") {
+            let chunk = resp.chunk().await.unwrap().expect("stream ended before any progress");
+            body.push_str(&String::from_utf8_lossy(&chunk));
+        }
         signal(d.child.id(), nix::sys::signal::Signal::SIGTERM);
-        let reply = in_flight.await.unwrap();
-        assert!(common::text_of(reply.result()).contains("700"), "{:?}", reply.messages);
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            body.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        let last = common::parse_sse(&body).pop().unwrap();
+        assert!(common::text_of(&last["result"]).contains("700"), "{body}");
         let status = tokio::task::spawn_blocking(move || d.child.wait().unwrap()).await.unwrap();
         assert_eq!(status.code(), Some(0));
         let alive: Vec<u32> = pids.iter().copied().filter(|p| process_alive(*p)).collect();
