@@ -1,17 +1,21 @@
-//! The `mcpmux` command line: `serve`, `validate`, and the built-in `demo` server.
+//! The `mcpmux` command line: `serve`, `validate`, `healthcheck`, `schema`, and the built-in `demo`
+//! server.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{self, Config, ConfigError, DEFAULT_CONFIG_PATH};
+use crate::config::{self, Config, ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_LISTEN};
 use crate::gateway::Gateway;
 
 #[derive(Debug, Parser)]
-#[command(name = "mcpmux", version, about = "Many MCP servers behind one URL")]
+#[command(name = "mcpmux", version = version(), about = "Many MCP servers behind one URL")]
 pub struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "MCPMUX_LOG_FORMAT")]
@@ -45,6 +49,22 @@ pub enum Command {
         #[arg(long, env = "MCPMUX_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Exit 0 when a running mcpmux answers `GET /healthz` with 200, else 1 (for container
+    /// health checks: needs no curl).
+    Healthcheck {
+        /// URL to check. Default: `http://{listen}/healthz`, with an unspecified address
+        /// (0.0.0.0, ::) replaced by loopback.
+        #[arg(long, env = "MCPMUX_HEALTHCHECK_URL")]
+        url: Option<String>,
+        /// The address mcpmux listens on, as given to `serve`.
+        #[arg(long, env = "MCPMUX_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
     /// Run a built-in demo MCP server on stdin/stdout.
     #[command(hide = true)]
     Demo {
@@ -56,6 +76,16 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Schema => {
+            print!("{}", config::schema::schema_json());
+            return ExitCode::SUCCESS;
+        }
+        Command::Healthcheck { url, listen, timeout_ms } => {
+            return healthcheck(url.as_deref(), listen, Duration::from_millis(*timeout_ms));
+        }
+        _ => {}
+    }
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -70,6 +100,7 @@ pub fn main() -> ExitCode {
                 serve(&config, listen, allow_unauthenticated).await
             }
             Command::Validate { config } => validate(&config),
+            Command::Healthcheck { .. } | Command::Schema => ExitCode::SUCCESS,
             Command::Demo { personality } => match crate::demo::run_stdio(&personality).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -79,6 +110,126 @@ pub fn main() -> ExitCode {
             },
         }
     })
+}
+
+/// Git commit the binary was built from, when the build set `MCPMUX_BUILD_COMMIT` (as
+/// `scripts/build-release.sh` does). Read at compile time; no git needed to build.
+pub const BUILD_COMMIT: Option<&str> = option_env!("MCPMUX_BUILD_COMMIT");
+
+/// The version shown by `--version`: the package version, and the commit when known, like
+/// `0.1.0 (commit 1a2b3c4d5e6f)`.
+pub fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| match BUILD_COMMIT.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(commit) => format!("{} (commit {commit})", env!("CARGO_PKG_VERSION")),
+        None => env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// `mcpmux healthcheck`: one `GET` over a plain TCP connection; prints the outcome, exit 0 on 200.
+fn healthcheck(url: Option<&str>, listen: &str, timeout: Duration) -> ExitCode {
+    let url = match url {
+        Some(u) => u.to_owned(),
+        None => match parse_listen(listen) {
+            Some(addr) => health_url(addr),
+            None => {
+                eprintln!("mcpmux healthcheck: --listen '{listen}' is not an address like 127.0.0.1:8080");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match http_get_status(&url, timeout) {
+        Ok(200) => {
+            println!("healthy: {url} answered 200");
+            ExitCode::SUCCESS
+        }
+        Ok(code) => {
+            eprintln!("unhealthy: {url} answered {code}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `http://{addr}/healthz`, with an unspecified IP (listening on every address) replaced by
+/// loopback, which reaches it.
+pub fn health_url(mut addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}/healthz")
+}
+
+/// Sends `GET url` (plain `http://` only) and returns the response's status code. The whole
+/// exchange is bounded by `timeout`.
+pub fn http_get_status(url: &str, timeout: Duration) -> Result<u16, String> {
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err("the URL needs a host (and no user info)".into());
+    }
+    let has_port = match authority.rfind(']') {
+        Some(end) => authority[end..].contains(':'),
+        None => authority.contains(':'),
+    };
+    let target = if has_port { authority.to_owned() } else { format!("{authority}:80") };
+    let deadline = Instant::now() + timeout;
+    let addrs: Vec<SocketAddr> =
+        target.to_socket_addrs().map_err(|e| format!("cannot resolve {authority}: {e}"))?.collect();
+    let mut last_error = format!("{authority} resolves to no address");
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("timed out after {timeout:?}"));
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(stream) => return get_over(stream, authority, path, deadline),
+            Err(e) => last_error = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last_error)
+}
+
+fn get_over(mut stream: TcpStream, host: &str, path: &str, deadline: Instant) -> Result<u16, String> {
+    let left = |what: &str| {
+        let d = deadline.saturating_duration_since(Instant::now());
+        if d.is_zero() { Err(format!("timed out {what}")) } else { Ok(d) }
+    };
+    stream.set_write_timeout(Some(left("connecting")?)).map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mcpmux-healthcheck/{}\r\nConnection: close\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    stream.write_all(request.as_bytes()).map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        stream.set_read_timeout(Some(left("waiting for the answer")?)).map_err(|e| e.to_string())?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err("timed out waiting for the answer".into());
+            }
+            Err(e) => return Err(format!("cannot read the answer: {e}")),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status_line = text.lines().next().unwrap_or_default();
+    let mut parts = status_line.split_whitespace();
+    match (parts.next(), parts.next().and_then(|c| c.parse::<u16>().ok())) {
+        (Some(version), Some(code)) if version.starts_with("HTTP/") => Ok(code),
+        _ => Err(format!("not an HTTP answer: {:?}", status_line.chars().take(80).collect::<String>())),
+    }
 }
 
 fn init_tracing(format: LogFormat) {
@@ -122,7 +273,7 @@ fn validate(path: &Path) -> ExitCode {
 }
 
 async fn serve(path: &Path, listen: Option<String>, allow_unauthenticated: bool) -> ExitCode {
-    let mut cfg = match load(path) {
+    let cfg = match load(path) {
         Ok(c) => c,
         Err(e) => {
             print_problems(&e);
@@ -132,16 +283,18 @@ async fn serve(path: &Path, listen: Option<String>, allow_unauthenticated: bool)
     for w in &cfg.warnings {
         tracing::warn!("Config: {w}");
     }
+    let mut overrides = config::Overrides::default();
     if let Some(l) = listen {
         match parse_listen(&l) {
-            Some(addr) => cfg.settings.listen = addr,
+            Some(addr) => overrides.listen = Some(addr),
             None => {
                 eprintln!("mcpmux: --listen '{l}' is not an address like 127.0.0.1:8080");
                 return ExitCode::FAILURE;
             }
         }
     }
-    cfg.settings.allow_unauthenticated |= allow_unauthenticated;
+    overrides.allow_unauthenticated = allow_unauthenticated;
+    let cfg = cfg.with_overrides(overrides);
     let shutdown = shutdown_signal();
     let listener = match tokio::net::TcpListener::bind(cfg.settings.listen).await {
         Ok(l) => l,

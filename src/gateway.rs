@@ -40,7 +40,8 @@ pub struct Gateway {
 
 struct Inner {
     settings: ArcSwap<Settings>,
-    backends: ArcSwap<BTreeMap<String, Arc<Backend>>>,
+    /// Config, backends, generation and last reload, published together.
+    state: ArcSwap<Snapshot>,
     catalog: ArcSwap<Catalog>,
     sessions: SessionRegistry,
     /// Serializes catalog rebuilds so notifications follow the order of changes.
@@ -48,7 +49,6 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     started: Instant,
-    config: ArcSwap<Config>,
     subscriptions: Subscriptions,
     /// The `logging/setLevel` level last sent to each backend.
     log_levels: Mutex<HashMap<String, String>>,
@@ -56,11 +56,18 @@ struct Inner {
     task_owners: Mutex<HashMap<(String, String), String>>,
     /// The running supervisors; held for the whole of every lifecycle change.
     control: tokio::sync::Mutex<BTreeMap<String, supervisor::Handle>>,
-    /// Incremented by every reload that changed something.
-    generation: AtomicU64,
-    /// What the last reload did.
-    last_reload: Mutex<Option<ReloadReport>>,
     reload_failures: AtomicU64,
+}
+
+/// What the gateway runs, as one consistent picture: readers never see the backends of one
+/// generation with the config or reload report of another.
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub backends: Arc<BTreeMap<String, Arc<Backend>>>,
+    /// 1 at start, +1 per reload that changed something.
+    pub generation: u64,
+    /// What the last reload did, if there was one.
+    pub last_reload: Option<ReloadReport>,
 }
 
 /// The outcome of one reload.
@@ -102,19 +109,21 @@ impl Gateway {
         let inner = Arc::new(Inner {
             sessions: SessionRegistry::new(settings.session_idle_timeout),
             settings: ArcSwap::from_pointee(settings.clone()),
-            backends: ArcSwap::from_pointee(BTreeMap::new()),
+            state: ArcSwap::from_pointee(Snapshot {
+                config: Arc::new(config.clone()),
+                backends: Arc::new(BTreeMap::new()),
+                generation: 1,
+                last_reload: None,
+            }),
             catalog: ArcSwap::from_pointee(Catalog::default()),
             rebuild: Mutex::new(()),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             started: Instant::now(),
-            config: ArcSwap::from_pointee(config.clone()),
             subscriptions: Subscriptions::default(),
             log_levels: Mutex::new(HashMap::new()),
             task_owners: Mutex::new(HashMap::new()),
             control: tokio::sync::Mutex::new(BTreeMap::new()),
-            generation: AtomicU64::new(1),
-            last_reload: Mutex::new(None),
             reload_failures: AtomicU64::new(0),
         });
         let gateway = Gateway { inner };
@@ -127,7 +136,13 @@ impl Gateway {
                 backends.insert(name.clone(), handle.backend.clone());
                 handles.insert(name, handle);
             }
-            gateway.inner.backends.store(Arc::new(backends));
+            let config = gateway.config();
+            gateway.inner.state.store(Arc::new(Snapshot {
+                config,
+                backends: Arc::new(backends),
+                generation: 1,
+                last_reload: None,
+            }));
         }
         for server in config.servers.values().filter(|s| s.disabled) {
             tracing::info!(backend = %server.name, "Backend is disabled in the config; not started.");
@@ -159,7 +174,7 @@ impl Gateway {
         let mut report = ReloadReport {
             at_ms: self.uptime().as_millis() as u64,
             ok: true,
-            generation: self.inner.generation.load(Ordering::Relaxed),
+            generation: self.generation(),
             added: Vec::new(),
             removed: Vec::new(),
             changed: Vec::new(),
@@ -236,13 +251,21 @@ impl Gateway {
         }
         let backends: BTreeMap<String, Arc<Backend>> =
             handles.iter().map(|(n, h)| (n.clone(), h.backend.clone())).collect();
-        self.inner.backends.store(Arc::new(backends));
         let mut stored = new;
         stored.warnings.clear();
-        self.inner.config.store(Arc::new(stored));
         if changed_anything || settings_changed {
-            report.generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            report.generation += 1;
         }
+        report.ok = report.problems.is_empty();
+        if !report.ok {
+            self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.state.store(Arc::new(Snapshot {
+            config: Arc::new(stored),
+            backends: Arc::new(backends),
+            generation: report.generation,
+            last_reload: Some(report.clone()),
+        }));
         self.rebuild_catalog();
         self.apply_log_levels();
         drop(handles);
@@ -250,15 +273,10 @@ impl Gateway {
         for h in retired {
             tokio::spawn(h.stop());
         }
-        report.ok = report.problems.is_empty();
-        if !report.ok {
-            self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
-        }
         tracing::info!(
             added = ?report.added, removed = ?report.removed, changed = ?report.changed,
             unchanged = report.unchanged, generation = report.generation, "Config reloaded."
         );
-        self.record_reload(report.clone());
         report
     }
 
@@ -268,31 +286,39 @@ impl Gateway {
             tracing::error!(problem = %p, "The new config is invalid; the previous one keeps serving.");
         }
         self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
-        self.record_reload(ReloadReport {
+        let current = self.snapshot();
+        let report = ReloadReport {
             at_ms: self.uptime().as_millis() as u64,
             ok: false,
-            generation: self.inner.generation.load(Ordering::Relaxed),
+            generation: current.generation,
             added: Vec::new(),
             removed: Vec::new(),
             changed: Vec::new(),
             unchanged: 0,
             problems,
             needs_restart: Vec::new(),
-        });
+        };
+        self.inner.state.store(Arc::new(Snapshot {
+            config: current.config.clone(),
+            backends: current.backends.clone(),
+            generation: current.generation,
+            last_reload: Some(report),
+        }));
     }
 
-    fn record_reload(&self, report: ReloadReport) {
-        *self.inner.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    /// Config, backends, generation and last reload as one consistent picture.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.state.load_full()
     }
 
     /// The last reload's outcome, if any.
     pub fn last_reload(&self) -> Option<ReloadReport> {
-        self.inner.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.state.load().last_reload.clone()
     }
 
     /// Config generation: 1 at start, +1 per reload that changed something.
     pub fn generation(&self) -> u64 {
-        self.inner.generation.load(Ordering::Relaxed)
+        self.inner.state.load().generation
     }
 
     /// Reloads that failed (invalid file, or a backend that would not start).
@@ -345,7 +371,7 @@ impl Gateway {
     }
 
     pub fn config(&self) -> Arc<Config> {
-        self.inner.config.load_full()
+        self.inner.state.load().config.clone()
     }
 
     /// The current catalog (one atomic load).
@@ -354,11 +380,11 @@ impl Gateway {
     }
 
     pub fn backend(&self, name: &str) -> Option<Arc<Backend>> {
-        self.inner.backends.load().get(name).cloned()
+        self.inner.state.load().backends.get(name).cloned()
     }
 
     pub fn backends(&self) -> Arc<BTreeMap<String, Arc<Backend>>> {
-        self.inner.backends.load_full()
+        self.inner.state.load().backends.clone()
     }
 
     pub fn sessions(&self) -> &SessionRegistry {

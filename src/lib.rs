@@ -74,9 +74,12 @@ pub async fn run_with(
     let addr = listener.local_addr()?;
     server::check_listen(&config.settings, addr)?;
     let source = config.source.clone();
+    // What the running config was read from, taken before the backends start so an edit made
+    // meanwhile is not missed.
+    let loaded = source.as_ref().and_then(|p| std::fs::read(p).ok());
     let gateway = gateway::Gateway::start(config).await;
     if let Some(path) = source {
-        let watcher = reload::spawn(gateway.clone(), path, Box::new(config::ProcessEnv));
+        let watcher = reload::spawn(gateway.clone(), path, loaded, Box::new(config::ProcessEnv));
         gateway.track_task(watcher);
     }
     on_ready(&gateway, addr);

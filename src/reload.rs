@@ -25,19 +25,39 @@ pub const QUIET_PERIOD: Duration = Duration::from_millis(150);
 /// How often the content is checked even without any event.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Starts watching `path`; changes are applied to `gateway` until it shuts down.
-pub fn spawn(gateway: Gateway, path: PathBuf, env: Box<dyn EnvLookup + Send + Sync>) -> JoinHandle<()> {
-    tokio::spawn(async move { watch(gateway, path, env).await })
+/// Starts watching `path`; changes are applied to `gateway` until it shuts down. `loaded` is
+/// the content the running config was read from (a change made while the backends were
+/// starting is then still seen). The SIGHUP handler is installed before this returns.
+pub fn spawn(
+    gateway: Gateway,
+    path: PathBuf,
+    loaded: Option<Vec<u8>>,
+    env: Box<dyn EnvLookup + Send + Sync>,
+) -> JoinHandle<()> {
+    let hangup = hangup_signal();
+    tokio::spawn(async move { watch(gateway, path, loaded, hangup, env).await })
 }
 
-async fn watch(gateway: Gateway, path: PathBuf, env: Box<dyn EnvLookup + Send + Sync>) {
+async fn watch(
+    gateway: Gateway,
+    path: PathBuf,
+    loaded: Option<Vec<u8>>,
+    mut hangup: Hangup,
+    env: Box<dyn EnvLookup + Send + Sync>,
+) {
     let (tx, mut events) = mpsc::unbounded_channel::<()>();
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let _watcher = match notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+    let _watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading the file (as this watcher does) is an event too; only changes count.
+        if let Ok(e) = &event
+            && matches!(e.kind, notify::EventKind::Access(_))
+        {
+            return;
+        }
         let _ = tx.send(());
     }) {
         Ok(mut w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
@@ -52,8 +72,12 @@ async fn watch(gateway: Gateway, path: PathBuf, env: Box<dyn EnvLookup + Send + 
             None
         }
     };
-    let mut hangup = hangup_signal();
-    let mut last = read(&path);
+    let mut last = loaded;
+    if last != read(&path) {
+        // Changed while the backends were starting: apply it now.
+        last = settle(&path, &mut events).await;
+        reload(&gateway, &path, &*env).await;
+    }
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     poll.tick().await;
     let shutdown = gateway.shutdown_token().clone();
@@ -113,7 +137,8 @@ pub async fn reload(gateway: &Gateway, path: &Path, env: &(dyn EnvLookup + Send 
             for w in &cfg.warnings {
                 tracing::warn!("Config: {w}");
             }
-            gateway.apply(cfg).await;
+            let overrides = gateway.config().overrides;
+            gateway.apply(cfg.with_overrides(overrides)).await;
         }
         Err(e) => gateway.reload_failed(e.problems.iter().map(ToString::to_string).collect()),
     }

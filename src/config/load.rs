@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 use super::expand::{EnvLookup, expand};
 use super::{
-    Config, ConfigError, Diagnostic, Isolation, RemoteConfig, RemoteKind, Secret, ServerConfig, Settings, StdioConfig,
-    TransportConfig,
+    Config, ConfigError, Diagnostic, Isolation, Overrides, RemoteConfig, RemoteKind, Secret, ServerConfig, Settings,
+    StdioConfig, TransportConfig,
 };
 
 /// Environment variable that provides the auth token when the file sets none.
@@ -394,7 +394,7 @@ impl<'e> Validator<'e> {
         if !self.errors.is_empty() {
             return Err(self.into_error());
         }
-        Ok(Config { settings, servers, warnings: self.warnings, source: None })
+        Ok(Config { settings, servers, warnings: self.warnings, source: None, overrides: Overrides::default() })
     }
 
     fn missing_servers(&mut self, root: &Map<String, Value>) {
@@ -1034,6 +1034,7 @@ fn build_transport(kind: Kind, fields: Fields) -> Option<TransportConfig> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::net::SocketAddr;
 

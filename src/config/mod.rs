@@ -19,6 +19,7 @@
 
 mod expand;
 mod load;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +47,17 @@ pub struct Config {
     pub warnings: Vec<Diagnostic>,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
+    /// Settings given on the command line; they win over the file, also after a reload.
+    pub overrides: Overrides,
+}
+
+/// Settings given on the command line (or their environment variables).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--allow-unauthenticated`.
+    pub allow_unauthenticated: bool,
 }
 
 /// mcpmux's own settings.
@@ -245,6 +257,16 @@ fn source_suffix(p: &Option<PathBuf>) -> String {
 }
 
 impl Config {
+    /// Applies command-line overrides (and remembers them for reloads).
+    pub fn with_overrides(mut self, overrides: Overrides) -> Config {
+        if let Some(listen) = overrides.listen {
+            self.settings.listen = listen;
+        }
+        self.settings.allow_unauthenticated |= overrides.allow_unauthenticated;
+        self.overrides = overrides;
+        self
+    }
+
     /// Servers that are not disabled.
     pub fn enabled_servers(&self) -> impl Iterator<Item = &ServerConfig> {
         self.servers.values().filter(|s| !s.disabled)

@@ -186,11 +186,12 @@ async fn metrics(State(app): State<AppState>) -> Response {
 
 async fn status(State(app): State<AppState>) -> Response {
     let gw = &app.gateway;
-    let config = gw.config();
+    let snapshot = gw.snapshot();
+    let config = &snapshot.config;
     let backends: Vec<_> = config
         .servers
         .values()
-        .map(|cfg| match gw.backend(&cfg.name) {
+        .map(|cfg| match snapshot.backends.get(&cfg.name) {
             Some(b) => {
                 let s = b.status();
                 let l = b.listing();
@@ -225,8 +226,8 @@ async fn status(State(app): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeMs": gw.uptime().as_millis() as u64,
         "sessions": gw.sessions().len(),
-        "configGeneration": gw.generation(),
-        "lastReload": gw.last_reload(),
+        "configGeneration": snapshot.generation,
+        "lastReload": snapshot.last_reload,
         "backends": backends,
     }))
     .into_response()
