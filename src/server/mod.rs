@@ -224,6 +224,7 @@ async fn status(State(app): State<AppState>) -> Response {
         .collect();
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "commit": crate::cli::BUILD_COMMIT,
         "uptimeMs": gw.uptime().as_millis() as u64,
         "sessions": gw.sessions().len(),
         "configGeneration": snapshot.generation,
