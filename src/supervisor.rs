@@ -66,7 +66,7 @@ async fn bring_up(
     let limit = cfg.startup_timeout.unwrap_or(settings.startup_timeout);
     let attempt = async {
         let (conn, events) = Connection::open(&backend.name, cfg, settings, None).await.map_err(|e| e.to_string())?;
-        match conn.list_all(backend.request_timeout()).await {
+        match conn.list_all(limit.max(backend.request_timeout())).await {
             Ok(listing) => Ok((conn, events, listing)),
             Err(e) => {
                 conn.stop().await;

@@ -202,7 +202,10 @@ impl Connection {
             }
         };
         let mut conn = Connection { peer, transport, pid, info: ServerInfo::default() };
-        match conn.initialize(timeout).await {
+        // A process that is still starting (an interpreter loading, `npx` fetching) answers
+        // `initialize` late: it gets the startup timeout, not the per-request one.
+        let startup = cfg.startup_timeout.unwrap_or(settings.startup_timeout);
+        match conn.initialize(startup.max(timeout)).await {
             Ok(info) => {
                 conn.info = info;
                 Ok((conn, events))
