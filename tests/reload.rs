@@ -12,10 +12,10 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, demo, fixture, process_alive, text_of};
+use common::{Daemon, TempDir, demo, fixture, process_alive, text_of};
 use serde_json::{Value, json};
 
 /// How long a reload may take to become visible: the watcher's quiet period (150 ms) plus
@@ -29,33 +29,6 @@ const LONG_TEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// A unique directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "mcpmux-reload-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn write(path: &Path, doc: &Value) {
     std::fs::write(path, serde_json::to_string_pretty(doc).unwrap()).unwrap();
@@ -166,7 +139,7 @@ fn clock_and_notes() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_added_backend_shows_up_and_the_delay_is_measured() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("add");
+        let dir = TempDir::new("reload-add");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &clock_only()).await;
         let mut c = d.client().await;
@@ -212,7 +185,7 @@ async fn an_added_backend_shows_up_and_the_delay_is_measured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_backend_disappears_and_calls_to_it_fail() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("remove");
+        let dir = TempDir::new("reload-remove");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &clock_and_notes()).await;
         let notes_pid = pid_of(&d.status().await, "notes").unwrap();
@@ -254,7 +227,7 @@ async fn a_removed_backend_disappears_and_calls_to_it_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_backend_is_replaced_and_the_others_are_untouched() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("change");
+        let dir = TempDir::new("reload-change");
         let path = dir.file("mcp.json");
         let raw = |env: Value| json!({"command": "python3", "args": [fixture("raw_server.py")], "env": env});
         let doc = |env: Value| json!({"mcpServers": {"clock": demo("clock"), "raw": raw(env)}});
@@ -291,7 +264,7 @@ async fn a_changed_backend_is_replaced_and_the_others_are_untouched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrite_with_the_same_meaning_changes_nothing() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("noop");
+        let dir = TempDir::new("reload-noop");
         let path = dir.file("mcp.json");
         let doc = clock_and_notes();
         let d = start_watched(&path, &doc).await;
@@ -336,7 +309,7 @@ async fn a_rewrite_with_the_same_meaning_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_writes_is_one_reload_of_the_last_one() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("burst");
+        let dir = TempDir::new("reload-burst");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &clock_only()).await;
         let mut last = clock_only();
@@ -405,7 +378,7 @@ async fn a_burst_of_writes_is_one_reload_of_the_last_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_atomic_rename_over_the_file_reloads() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("rename");
+        let dir = TempDir::new("reload-rename");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &clock_only()).await;
         let gen0 = generation(&d.status().await);
@@ -431,7 +404,7 @@ async fn an_atomic_rename_over_the_file_reloads() {
 async fn a_kubernetes_configmap_symlink_swap_reloads() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
         use std::os::unix::fs::symlink;
-        let dir = TempDir::new("configmap");
+        let dir = TempDir::new("reload-configmap");
         // The layout kubelet makes: mcp.json -> ..data/mcp.json, ..data -> ..<timestamp>/
         std::fs::create_dir(dir.file("..2026_a")).unwrap();
         write(&dir.file("..2026_a/mcp.json"), &clock_only());
@@ -465,7 +438,7 @@ async fn an_edit_made_while_the_daemon_starts_is_applied() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
         // A backend that never answers holds start-up for its 1.5 s startup timeout; the file
         // is edited meanwhile (after it was read for the start).
-        let dir = TempDir::new("startup-edit");
+        let dir = TempDir::new("reload-startup-edit");
         let path = dir.file("mcp.json");
         let slow = json!({"command": "python3", "args": [fixture("raw_server.py"), "hang"], "startupTimeoutMs": 1500, "required": false});
         let first = json!({"mcpServers": {"clock": demo("clock"), "slow": slow}});
@@ -495,7 +468,7 @@ async fn an_edit_made_while_the_daemon_starts_is_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_file_is_refused_and_the_old_config_keeps_serving() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("invalid");
+        let dir = TempDir::new("reload-invalid");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &clock_only()).await;
         let gen0 = generation(&d.status().await);
@@ -572,7 +545,7 @@ async fn an_invalid_file_is_refused_and_the_old_config_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_complete_across_a_reload_even_on_a_removed_backend() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("inflight");
+        let dir = TempDir::new("reload-inflight");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &json!({"mcpServers": {"clock": demo("clock"), "old": demo("clock")}})).await;
         let s0 = d.status().await;
@@ -610,7 +583,7 @@ async fn calls_in_flight_complete_across_a_reload_even_on_a_removed_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_survives_a_reload_and_hears_the_list_change() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("session");
+        let dir = TempDir::new("reload-session");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &clock_only()).await;
         let mut c = d.client().await;
@@ -850,7 +823,7 @@ async fn status_is_one_consistent_snapshot_during_reloads() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
         // Clients wait for a reload by watching `configGeneration`; what they read in the same
         // response (the backends, `lastReload`) must belong to that generation.
-        let dir = TempDir::new("snapshot");
+        let dir = TempDir::new("reload-snapshot");
         let path = dir.file("mcp.json");
         let d = start_watched(&path, &clock_only()).await;
         let url = d.url("/status");

@@ -7,13 +7,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, demo, fixture, process_alive, text_of};
+use common::{Daemon, TempDir, demo, fixture, process_alive, text_of};
 use serde_json::{Value, json};
 
 /// Bound of the long test (50 crash-restarts).
@@ -21,32 +20,6 @@ const LONG_TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "mcpmux-supervision-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn raw(mode: &str) -> Value {
     json!({"command": "python3", "args": [fixture("raw_server.py"), mode]})
@@ -300,7 +273,7 @@ async fn states_restarts_and_last_errors_are_visible_in_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_of_a_down_backend_stay_listed_unless_list_when_down_is_false() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("gates");
+        let dir = TempDir::new("supervision-gates");
         let (gate_hidden, gate_shown) = (dir.file("hidden.gate"), dir.file("shown.gate"));
         std::fs::write(&gate_hidden, "up").unwrap();
         std::fs::write(&gate_shown, "up").unwrap();
@@ -397,7 +370,7 @@ async fn progress_extends_the_call_deadline_and_silence_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_stops_answering_pings_is_restarted() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
-        let dir = TempDir::new("stall");
+        let dir = TempDir::new("supervision-stall");
         let marker = dir.file("stalled");
         // Answers for 5 s (long enough to start even on a busy machine), then nothing; only the
         // first process stalls.
