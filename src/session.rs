@@ -6,7 +6,7 @@
 //! no request for the idle timeout; ending a session closes its stream.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -38,8 +38,6 @@ pub struct Session {
     pub protocol_version: String,
     pub client_capabilities: Arc<Value>,
     pub client_info: Value,
-    /// Set once the client sent `notifications/initialized`.
-    pub initialized: AtomicBool,
     /// Milliseconds since the registry's epoch at the last request.
     last_seen: AtomicU64,
     /// The open GET stream, if any.
@@ -318,7 +316,6 @@ impl SessionRegistry {
             protocol_version,
             client_capabilities: Arc::new(client_capabilities),
             client_info,
-            initialized: AtomicBool::new(false),
             last_seen: AtomicU64::new(self.now_ms()),
             stream: Mutex::new(None),
             log_level: Mutex::new(None),

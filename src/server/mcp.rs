@@ -197,9 +197,6 @@ async fn handle_post(
 
 fn on_notification(app: &AppState, session: &Arc<Session>, msg: Message) {
     match msg.method.as_deref() {
-        Some(methods::INITIALIZED) => {
-            session.initialized.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         Some(methods::CANCELLED) => {
             if let Some(id) = msg.params.as_ref().and_then(|p| p.get("requestId")) {
                 session.cancel_request(id);
