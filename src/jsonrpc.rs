@@ -24,6 +24,12 @@ pub mod code {
     pub const RESOURCE_NOT_FOUND: i64 = -32002;
     /// The request was cancelled by its sender (sent only when a response cannot be avoided).
     pub const REQUEST_CANCELLED: i64 = -32800;
+    /// 2026-07-28: HTTP headers do not match the body, or a required one is missing.
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// 2026-07-28: the request needs a client capability the client did not declare.
+    pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+    /// 2026-07-28: the requested protocol version is not supported.
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }
 
 /// One JSON-RPC message as read off the wire.

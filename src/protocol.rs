@@ -6,6 +6,23 @@ pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-2
 /// The version mcpmux offers to backends and answers to clients that ask for an unknown one.
 pub const LATEST_VERSION: &str = "2025-11-25";
 
+/// The stateless protocol era (no `initialize`, per-request `_meta`), newest first.
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+
+/// The stateless version mcpmux speaks.
+pub const MODERN_VERSION: &str = "2026-07-28";
+
+/// Whether `v` is a stateless-era version mcpmux speaks.
+pub fn is_modern(v: &str) -> bool {
+    MODERN_VERSIONS.contains(&v)
+}
+
+/// Every version mcpmux speaks, of both eras, newest first (the `supported` list of an
+/// `UnsupportedProtocolVersionError` and of `server/discover`).
+pub fn all_versions() -> Vec<&'static str> {
+    MODERN_VERSIONS.iter().chain(SUPPORTED_VERSIONS).copied().collect()
+}
+
 /// The version assumed when a request carries no `MCP-Protocol-Version` header and nothing
 /// else tells (streamable HTTP spec, "Protocol Version Header").
 pub const DEFAULT_HEADER_VERSION: &str = "2025-03-26";
@@ -26,6 +43,22 @@ pub mod headers {
     pub const SESSION_ID: &str = "mcp-session-id";
     pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
     pub const LAST_EVENT_ID: &str = "last-event-id";
+    /// 2026-07-28: the JSON-RPC method, mirrored.
+    pub const METHOD: &str = "mcp-method";
+    /// 2026-07-28: `params.name` or `params.uri`, mirrored.
+    pub const NAME: &str = "mcp-name";
+    /// 2026-07-28: prefix of tool parameters mirrored into headers (`x-mcp-header`).
+    pub const PARAM_PREFIX: &str = "mcp-param-";
+}
+
+/// `_meta` keys of the stateless era.
+pub mod meta {
+    pub const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+    pub const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+    pub const CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+    pub const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+    pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+    pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 }
 
 /// Method names mcpmux looks at.
@@ -57,4 +90,9 @@ pub mod methods {
     pub const TASKS_LIST: &str = "tasks/list";
     pub const TASK_STATUS: &str = "notifications/tasks/status";
     pub const UNSUBSCRIBE: &str = "resources/unsubscribe";
+    /// 2026-07-28: versions, capabilities and identity of a server.
+    pub const DISCOVER: &str = "server/discover";
+    /// 2026-07-28: a long-lived stream of opted-in change notifications.
+    pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
+    pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ListKind;
-use crate::backend::client::{CallOptions, EventSink, Origin};
+use crate::backend::client::{CallOptions, Caller, EventSink, Origin};
 use crate::catalog::{Catalog, uri};
 use crate::error::RelayError;
 use crate::gateway::Gateway;
@@ -30,6 +30,8 @@ pub struct RequestContext {
     pub events: Option<EventSink>,
     /// Fires when the client cancels this request.
     pub cancel: Option<CancellationToken>,
+    /// The caller as backends of the stateless era see it.
+    pub caller: Arc<Caller>,
 }
 
 impl RequestContext {
@@ -39,6 +41,7 @@ impl RequestContext {
             sink: self.events.clone(),
             origin: self.session.clone().map(|s| s as Arc<dyn Origin>),
             cancel: self.cancel.clone(),
+            caller: Some(self.caller.clone()),
         }
     }
 }

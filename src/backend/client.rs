@@ -44,6 +44,35 @@ pub trait Origin: Send + Sync {
     fn forward_notification(&self, backend: &str, method: &str, params: Option<Value>, sink: Option<EventSink>);
     /// The backend withdrew its request `backend_id`.
     fn forward_cancel(&self, peer: &Peer, backend_id: &Value);
+    /// Asks this party one request on a backend's behalf and waits for its answer: how an
+    /// `input_required` result of a stateless-era backend is resolved for a client of the
+    /// session era. `Err` is a JSON-RPC error object.
+    fn ask(&self, backend: &str, method: String, params: Option<Value>, sink: Option<EventSink>) -> AskFuture {
+        let _ = (backend, params, sink);
+        Box::pin(std::future::ready(Err(jsonrpc::error_object(
+            code::METHOD_NOT_FOUND,
+            format!("this client cannot be asked '{method}'"),
+            None,
+        ))))
+    }
+}
+
+/// The answer to [`Origin::ask`].
+pub type AskFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, Value>> + Send>>;
+
+/// Who a call is made for, as a stateless-era (2026-07-28) backend needs it in each request's
+/// `_meta`.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The caller itself speaks the stateless era: an `input_required` result goes back to it
+    /// unchanged instead of being resolved by mcpmux through [`Origin::ask`].
+    pub modern: bool,
+    /// The client's capabilities (`io.modelcontextprotocol/clientCapabilities`).
+    pub capabilities: Arc<Value>,
+    /// The client's `clientInfo`, when it gave one.
+    pub info: Option<Value>,
+    /// The log level the client asked for, if any (`io.modelcontextprotocol/logLevel`).
+    pub log_level: Option<String>,
 }
 
 /// How one request is sent.
@@ -55,6 +84,8 @@ pub struct CallOptions {
     pub origin: Option<Arc<dyn Origin>>,
     /// Cancelled when the client cancels: the backend is told, the call returns `Cancelled`.
     pub cancel: Option<CancellationToken>,
+    /// Who the call is for (capabilities, info, era); `None` for mcpmux's own calls.
+    pub caller: Option<Arc<Caller>>,
 }
 
 /// Capacity of the queue of lines waiting for the transport writer.
