@@ -28,8 +28,10 @@ pub enum HttpError {
     MissingSession,
     #[error("session not found; it ended or expired, send initialize again")]
     UnknownSession,
-    #[error("unsupported MCP-Protocol-Version '{0}'; supported: {supported}", supported = crate::protocol::SUPPORTED_VERSIONS.join(", "))]
+    #[error("unsupported MCP-Protocol-Version '{0}'; supported: {supported}", supported = crate::protocol::all_versions().join(", "))]
     UnsupportedProtocolVersion(String),
+    #[error("{0} is not served to clients of protocol 2026-07-28; send POST requests with per-request _meta")]
+    MethodNotAllowed(&'static str),
     #[error("Origin '{0}' is not allowed")]
     ForbiddenOrigin(String),
     #[error("Host '{0}' is not allowed")]
@@ -60,13 +62,15 @@ impl HttpError {
             HttpError::ForbiddenOrigin(_) | HttpError::ForbiddenHost(_) => StatusCode::FORBIDDEN,
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
             HttpError::StreamConflict => StatusCode::CONFLICT,
+            HttpError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
     fn rpc_code(&self) -> i64 {
         match self {
             HttpError::Parse(_) => code::PARSE_ERROR,
-            HttpError::InvalidRequest(_) | HttpError::UnsupportedProtocolVersion(_) => code::INVALID_REQUEST,
+            HttpError::InvalidRequest(_) => code::INVALID_REQUEST,
+            HttpError::UnsupportedProtocolVersion(_) => code::UNSUPPORTED_PROTOCOL_VERSION,
             _ => code::BACKEND_UNAVAILABLE,
         }
     }
@@ -75,7 +79,9 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let data = match &self {
-            HttpError::UnsupportedProtocolVersion(_) => Some(json!({"supported": crate::protocol::SUPPORTED_VERSIONS})),
+            HttpError::UnsupportedProtocolVersion(v) => {
+                Some(json!({"requested": v, "supported": crate::protocol::all_versions()}))
+            }
             _ => None,
         };
         let body = jsonrpc::error_bytes(None, &jsonrpc::error_object(self.rpc_code(), self.to_string(), data));
@@ -84,6 +90,76 @@ impl IntoResponse for HttpError {
         if matches!(self, HttpError::Unauthorized) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if matches!(self, HttpError::MethodNotAllowed(_)) {
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        resp
+    }
+}
+
+/// A request of the stateless era (2026-07-28) refused before it is routed: each answered with
+/// the HTTP status and JSON-RPC error code the spec gives it, and the request's id.
+#[derive(Debug, thiserror::Error)]
+pub enum StatelessError {
+    #[error("invalid request metadata: {0}")]
+    InvalidMeta(String),
+    #[error("header mismatch: {0}")]
+    HeaderMismatch(String),
+    #[error("unsupported protocol version '{0}'")]
+    UnsupportedVersion(String),
+    #[error("this request needs the client capability '{capability}', which the request did not declare")]
+    MissingCapability { capability: String, required: Value },
+    #[error("method '{0}' does not exist in protocol 2026-07-28")]
+    Removed(String),
+    #[error("this stream needs an Accept header that allows text/event-stream")]
+    StreamNotAcceptable,
+    /// A routing failure, with the era's codes (resource not found is -32602 since 2026-07-28).
+    #[error("{0}")]
+    Relay(#[from] RelayError),
+}
+
+impl StatelessError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            StatelessError::InvalidMeta(_)
+            | StatelessError::HeaderMismatch(_)
+            | StatelessError::UnsupportedVersion(_)
+            | StatelessError::MissingCapability { .. } => StatusCode::BAD_REQUEST,
+            StatelessError::Removed(_) | StatelessError::Relay(RelayError::MethodNotFound(_)) => StatusCode::NOT_FOUND,
+            StatelessError::StreamNotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            StatelessError::Relay(_) => StatusCode::OK,
+        }
+    }
+
+    pub fn to_error_object(&self) -> Value {
+        let (c, data) = match self {
+            StatelessError::InvalidMeta(_) => (code::INVALID_PARAMS, None),
+            StatelessError::HeaderMismatch(_) => (code::HEADER_MISMATCH, None),
+            StatelessError::UnsupportedVersion(v) => (
+                code::UNSUPPORTED_PROTOCOL_VERSION,
+                Some(json!({"requested": v, "supported": crate::protocol::all_versions()})),
+            ),
+            StatelessError::MissingCapability { required, .. } => {
+                (code::MISSING_CLIENT_CAPABILITY, Some(json!({"requiredCapabilities": required})))
+            }
+            StatelessError::Removed(_) => (code::METHOD_NOT_FOUND, None),
+            StatelessError::StreamNotAcceptable => (code::INVALID_REQUEST, None),
+            StatelessError::Relay(e) => {
+                let mut obj = e.to_error_object();
+                if obj.get("code").and_then(Value::as_i64) == Some(code::RESOURCE_NOT_FOUND) {
+                    obj["code"] = code::INVALID_PARAMS.into();
+                }
+                return obj;
+            }
+        };
+        jsonrpc::error_object(c, self.to_string(), data)
+    }
+
+    /// The HTTP response for request `id`.
+    pub fn into_response(self, id: Option<&Value>) -> Response {
+        let body = jsonrpc::error_bytes(id, &self.to_error_object());
+        let mut resp = (self.status(), body).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp
     }
 }

@@ -57,6 +57,8 @@ struct Inner {
     /// The running supervisors; held for the whole of every lifecycle change.
     control: tokio::sync::Mutex<BTreeMap<String, supervisor::Handle>>,
     reload_failures: AtomicU64,
+    /// Stateless calls parked until the client retries with its input.
+    exchanges: Arc<crate::mrtr::Exchanges>,
 }
 
 /// What the gateway runs, as one consistent picture: readers never see the backends of one
@@ -125,6 +127,7 @@ impl Gateway {
             task_owners: Mutex::new(HashMap::new()),
             control: tokio::sync::Mutex::new(BTreeMap::new()),
             reload_failures: AtomicU64::new(0),
+            exchanges: crate::mrtr::Exchanges::new(crate::mrtr::INPUT_TIMEOUT),
         });
         let gateway = Gateway { inner };
         {
@@ -387,6 +390,11 @@ impl Gateway {
         self.inner.state.load().backends.clone()
     }
 
+    /// Stateless calls parked until their retry.
+    pub fn exchanges(&self) -> &Arc<crate::mrtr::Exchanges> {
+        &self.inner.exchanges
+    }
+
     pub fn sessions(&self) -> &SessionRegistry {
         &self.inner.sessions
     }
@@ -486,6 +494,7 @@ impl Gateway {
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.sessions.clear();
+        self.inner.exchanges.clear();
         let handles: Vec<supervisor::Handle> = {
             let mut control = self.inner.control.lock().await;
             std::mem::take(&mut *control).into_values().collect()

@@ -40,6 +40,7 @@ pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod jsonrpc;
+pub mod mrtr;
 pub mod protocol;
 pub mod relay;
 pub mod reload;

@@ -32,6 +32,8 @@ pub struct RequestContext {
     pub cancel: Option<CancellationToken>,
     /// The caller as backends of the stateless era see it.
     pub caller: Arc<Caller>,
+    /// Where backend requests made while serving this request go, when not to the session.
+    pub origin: Option<Arc<dyn Origin>>,
 }
 
 impl RequestContext {
@@ -39,7 +41,7 @@ impl RequestContext {
     pub fn call_options(&self) -> CallOptions {
         CallOptions {
             sink: self.events.clone(),
-            origin: self.session.clone().map(|s| s as Arc<dyn Origin>),
+            origin: self.origin.clone().or_else(|| self.session.clone().map(|s| s as Arc<dyn Origin>)),
             cancel: self.cancel.clone(),
             caller: Some(self.caller.clone()),
         }

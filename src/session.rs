@@ -69,7 +69,7 @@ pub fn level_rank(level: &str) -> usize {
 }
 
 /// The capability a client needs to receive `method`, when it lacks it.
-fn missing_capability(caps: &Value, method: &str, params: Option<&Value>) -> Option<&'static str> {
+pub(crate) fn missing_capability(caps: &Value, method: &str, params: Option<&Value>) -> Option<&'static str> {
     let has = |name: &str| caps.get(name).is_some_and(|v| !v.is_null());
     match method {
         "sampling/createMessage" if !has("sampling") => Some("sampling"),

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{AppState, sse};
+use super::{AppState, modern, sse};
 use std::sync::Arc;
 
 use crate::backend::client::Caller;
@@ -28,7 +28,7 @@ use crate::session::{Scope, Session};
 /// Interval of keep-alive comments on GET streams.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Messages that may queue on one request's stream before the oldest are dropped.
-const REQUEST_STREAM_CAPACITY: usize = 64;
+pub(super) const REQUEST_STREAM_CAPACITY: usize = 64;
 
 pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     handle_post(app, Scope::Merged, headers, body).await.unwrap_or_else(IntoResponse::into_response)
@@ -75,15 +75,15 @@ fn backend_scope(app: &AppState, name: String) -> Result<Scope, HttpError> {
 
 /// What the client's `Accept` header allows.
 #[derive(Debug, Clone, Copy)]
-struct Accepts {
-    json: bool,
-    sse: bool,
+pub(super) struct Accepts {
+    pub(super) json: bool,
+    pub(super) sse: bool,
     /// SSE is listed before JSON: the client would rather read a stream.
     sse_first: bool,
 }
 
 impl Accepts {
-    fn prefers_sse(self) -> bool {
+    pub(super) fn prefers_sse(self) -> bool {
         self.sse && (self.sse_first || !self.json)
     }
 }
@@ -168,6 +168,13 @@ async fn handle_post(
     if kind == Kind::Request && msg.method.as_deref() == Some(methods::INITIALIZE) {
         return initialize(&app, scope, msg, accept);
     }
+    if modern::is_stateless(&headers, &msg) {
+        return Ok(modern::handle(app, scope, &headers, msg, accept).await);
+    }
+    if kind == Kind::Notification && modern::is_stateless_client(&headers) {
+        // 2026-07-28 defines no client notifications over HTTP; accepted and ignored.
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
     check_version_header(&headers)?;
     match kind {
         Kind::Invalid => Err(HttpError::InvalidRequest("not a JSON-RPC 2.0 request, notification or response".into())),
@@ -235,7 +242,7 @@ fn initialize(app: &AppState, scope: Scope, msg: Message, accept: Accepts) -> Re
 }
 
 /// One message as the whole response: JSON when the client takes it, else a one-event stream.
-fn json_or_sse(message: Bytes, accept: Accepts) -> Response {
+pub(super) fn json_or_sse(message: Bytes, accept: Accepts) -> Response {
     if accept.json && !accept.prefers_sse() {
         ([(header::CONTENT_TYPE, "application/json")], message).into_response()
     } else {
@@ -243,7 +250,7 @@ fn json_or_sse(message: Bytes, accept: Accepts) -> Response {
     }
 }
 
-fn sse_response(body: Body) -> Response {
+pub(super) fn sse_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -271,6 +278,7 @@ async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Messag
             info: (!session.client_info.is_null()).then(|| session.client_info.clone()),
             log_level,
         }),
+        origin: None,
         session: Some(session),
         // Without SSE nothing can be streamed for this request; related messages then go to
         // the session's GET stream.
@@ -356,6 +364,9 @@ impl Drop for Tracked {
 }
 
 fn handle_get(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Response, HttpError> {
+    if modern::is_stateless_client(&headers) {
+        return Err(HttpError::MethodNotAllowed("GET"));
+    }
     if !accepts(&headers).sse {
         return Err(HttpError::StreamNotAcceptable);
     }
@@ -382,6 +393,9 @@ fn handle_get(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Respons
 }
 
 fn handle_delete(app: AppState, scope: Scope, headers: HeaderMap) -> Result<Response, HttpError> {
+    if modern::is_stateless_client(&headers) {
+        return Err(HttpError::MethodNotAllowed("DELETE"));
+    }
     let session = find_session(&app, &scope, &headers)?;
     app.gateway.end_session(&session.id);
     tracing::debug!(session = %session.id, "Session ended by the client.");

@@ -3,6 +3,7 @@
 
 mod guard;
 mod mcp;
+mod modern;
 mod sse;
 
 use std::future::Future;
