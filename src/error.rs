@@ -125,8 +125,10 @@ impl StatelessError {
             | StatelessError::HeaderMismatch(_)
             | StatelessError::UnsupportedVersion(_)
             | StatelessError::MissingCapability { .. } => StatusCode::BAD_REQUEST,
-            StatelessError::Removed(_) | StatelessError::Relay(RelayError::MethodNotFound(_)) => StatusCode::NOT_FOUND,
+            StatelessError::Removed(_) => StatusCode::NOT_FOUND,
             StatelessError::StreamNotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            // Unknown methods are 404 whether mcpmux or the backend says so.
+            StatelessError::Relay(e) if e.to_error_object()["code"] == code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
             StatelessError::Relay(_) => StatusCode::OK,
         }
     }

@@ -14,7 +14,7 @@
 //! backend requests are answered with an error.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +66,8 @@ struct CallOrigin {
     log_level: Option<String>,
     merged: bool,
     signals: mpsc::UnboundedSender<Signal>,
+    /// Set while the call is parked with backend requests unanswered.
+    waiting: Arc<AtomicBool>,
 }
 
 impl Origin for CallOrigin {
@@ -118,6 +120,10 @@ impl Origin for CallOrigin {
         let _ = sink.try_send(jsonrpc::notification(method, params));
     }
 
+    fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     fn forward_cancel(&self, _peer: &Peer, backend_id: &Value) {
         tracing::debug!(origin = %self.key, backend_id = %backend_id, "A backend withdrew a request it sent during a stateless call.");
     }
@@ -151,6 +157,7 @@ pub struct Live {
     cancel: CancellationToken,
     pub binding: Binding,
     next_key: u64,
+    waiting: Arc<AtomicBool>,
 }
 
 impl Drop for Live {
@@ -177,14 +184,16 @@ impl Live {
         let (events_tx, events) = mpsc::channel(EVENTS_CAPACITY);
         let (result_tx, result) = oneshot::channel();
         let cancel = CancellationToken::new();
+        let waiting = Arc::new(AtomicBool::new(false));
         let origin = CallOrigin {
+            waiting: waiting.clone(),
             key: format!("stateless-{}", NEXT_ORIGIN.fetch_add(1, Ordering::Relaxed)),
             capabilities,
             log_level,
             merged: binding.scope == Scope::Merged,
             signals: signals_tx,
         };
-        let live = Live { result, signals, events, cancel: cancel.clone(), binding, next_key: 0 };
+        let live = Live { result, signals, events, cancel: cancel.clone(), binding, next_key: 0, waiting };
         let parts = CallParts { origin: Arc::new(origin), events: events_tx, cancel, result: result_tx };
         (live, parts)
     }
@@ -222,6 +231,7 @@ pub struct Parked {
 
 impl Parked {
     pub fn new(live: Live, outstanding: Vec<(String, Ask)>) -> Parked {
+        live.waiting.store(!outstanding.is_empty(), Ordering::Release);
         Parked { live, outstanding: Outstanding(outstanding) }
     }
 
@@ -254,6 +264,7 @@ impl Parked {
                 None => kept.push((key, ask)),
             }
         }
+        self.live.waiting.store(!kept.is_empty(), Ordering::Release);
         self.outstanding.0 = kept;
     }
 }
@@ -295,6 +306,11 @@ impl Exchanges {
             return None;
         }
         parked.remove(state)
+    }
+
+    /// Parks a call again under the state it had (its retry was refused as malformed).
+    pub fn restore(&self, state: &str, parked: Parked) {
+        self.lock().insert(state.to_owned(), parked);
     }
 
     /// The `input_required` result for the call parked under `state`.

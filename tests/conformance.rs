@@ -110,7 +110,16 @@ impl SuiteRun {
 }
 
 fn conformance_cli() -> PathBuf {
-    let script = common::peers_dir().join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
+    cli_at("node_modules/@modelcontextprotocol/conformance/dist/index.js")
+}
+
+/// The suite's 2026-07-28 line (`conformance-2026` in tests/peers/package.json).
+fn conformance_cli_2026() -> PathBuf {
+    cli_at("node_modules/conformance-2026/dist/index.js")
+}
+
+fn cli_at(relative: &str) -> PathBuf {
+    let script = common::peers_dir().join(relative);
     assert!(
         script.exists(),
         "the conformance suite is missing at {}; install the test peers first: (cd tests/peers && npm ci), or run .ci/run",
@@ -154,12 +163,16 @@ fn read_checks(path: &Path) -> Vec<Check> {
 /// Runs the conformance CLI's server tests against `url` (`args` selects the scenarios: empty
 /// for the active suite) and collects every scenario's checks.
 async fn run_suite(label: &str, url: &str, args: &[&str]) -> SuiteRun {
+    run_suite_with(&conformance_cli(), label, url, args).await
+}
+
+async fn run_suite_with(cli: &Path, label: &str, url: &str, args: &[&str]) -> SuiteRun {
     let dir = results_dir(label);
     let started = Instant::now();
     let out = tokio::time::timeout(
         CLI_TIMEOUT,
         tokio::process::Command::new(common::node22())
-            .arg(conformance_cli())
+            .arg(cli)
             .args(["server", "--url", url])
             .args(args)
             .arg("-o")
@@ -350,4 +363,92 @@ async fn server_everything_loses_nothing_through_mcpmux() {
     );
 
     assert_matches("everything-expected.txt", &expected, &relayed.passing(), &relayed);
+}
+
+/// What the 2026-07-28 requirement set asks of a server (`--requirements 2026-07-28`: the scored
+/// scenarios plus the extension and pending ones, which are run and reported but not scored).
+const REQUIREMENTS_2026: &[&str] = &["--requirements", "2026-07-28"];
+
+/// A client of the stateless era in front of a session-era backend: the built-in conformance
+/// fixture speaks 2025-11-25 only and asks for input with requests to the client; mcpmux turns
+/// those into `input_required` results. The scenarios that name the input keys
+/// (`user_name`, …) or need several requests in one round cannot pass through a session-era
+/// backend, which has no way to name them; the expected file says which.
+#[tokio::test]
+async fn stateless_clients_reach_a_session_era_backend() {
+    let expected = expected("2026-session-backend-expected.txt");
+    let daemon = Daemon::start(json!({ "mcpServers": { "conf": common::demo("conformance") } })).await;
+    let run =
+        run_suite_with(&conformance_cli_2026(), "2026-session", &daemon.url("/servers/conf/mcp"), REQUIREMENTS_2026)
+            .await;
+    daemon.stop().await.unwrap();
+    assert_matches("2026-session-backend-expected.txt", &expected, &run.summary(), &run);
+}
+
+/// The Python SDK's 2026-07-28 server (tests/fixtures/conformance_modern_server.py) over
+/// streamable HTTP on its own port; killed when dropped.
+struct ModernFixture {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl ModernFixture {
+    async fn start() -> Self {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let child = tokio::process::Command::new(common::python())
+            .arg(common::fixture("conformance_modern_server.py"))
+            .args(["--http", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start the Python 2026-07-28 fixture");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the Python fixture did not listen on port {port} within {STARTUP_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, url: format!("http://127.0.0.1:{port}/mcp") }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A backend of the stateless era (the Python SDK's server) run directly and through mcpmux:
+/// every check that succeeds directly must succeed through mcpmux, and the results through
+/// mcpmux must be those in the expected file.
+#[tokio::test]
+async fn stateless_backend_loses_nothing_through_mcpmux() {
+    let expected = expected("2026-stateless-backend-expected.txt");
+    let fixture = ModernFixture::start().await;
+    let cli = conformance_cli_2026();
+    let direct = run_suite_with(&cli, "2026-direct", &fixture.url, REQUIREMENTS_2026).await;
+    let daemon = Daemon::start(json!({ "mcpServers": { "modern": { "url": fixture.url } } })).await;
+    let relayed = run_suite_with(&cli, "2026-mcpmux", &daemon.url("/servers/modern/mcp"), REQUIREMENTS_2026).await;
+    daemon.stop().await.unwrap();
+    fixture.stop().await;
+
+    let through = relayed.successes();
+    let lost: Vec<String> = direct
+        .successes()
+        .into_iter()
+        .filter(|(key, n)| through.get(key).copied().unwrap_or(0) < *n)
+        .map(|((scenario, id), _)| format!("  {scenario} / {id}"))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "checks that pass against the Python fixture directly but not through mcpmux:\n{}\nthrough mcpmux:\n{}",
+        lost.join("\n"),
+        relayed.problems()
+    );
+    assert_matches("2026-stateless-backend-expected.txt", &expected, &relayed.summary(), &relayed);
 }

@@ -44,6 +44,12 @@ pub trait Origin: Send + Sync {
     fn forward_notification(&self, backend: &str, method: &str, params: Option<Value>, sink: Option<EventSink>);
     /// The backend withdrew its request `backend_id`.
     fn forward_cancel(&self, peer: &Peer, backend_id: &Value);
+    /// This party's call is parked waiting for its client to answer the backend's requests (a
+    /// stateless client's multi round-trip): the backend is waiting on it, so a new backend
+    /// request on the connection cannot come from that call.
+    fn is_waiting(&self) -> bool {
+        false
+    }
     /// Asks this party one request on a backend's behalf and waits for its answer: how an
     /// `input_required` result of a stateless-era backend is resolved for a client of the
     /// session era. `Err` is a JSON-RPC error object.
@@ -384,6 +390,9 @@ impl Peer {
         let mut found: Option<(Arc<dyn Origin>, Option<EventSink>, usize)> = None;
         for p in pending.values() {
             let Some(o) = &p.origin else { continue };
+            if o.is_waiting() {
+                continue;
+            }
             match &mut found {
                 None => found = Some((o.clone(), p.sink.clone(), 1)),
                 Some((f, _, n)) if f.key() == o.key() => *n += 1,

@@ -58,6 +58,15 @@ pub(super) fn is_slow_tool(tool: &str) -> bool {
             | "test_elicitation_sep1034_defaults"
             | "test_elicitation_sep1330_enums"
             | "test_reconnection"
+            | "test_missing_capability"
+            | "test_streaming_elicitation"
+            | "test_logging_tool"
+            | "test_input_required_result_elicitation"
+            | "test_input_required_result_sampling"
+            | "test_input_required_result_list_roots"
+            | "test_input_required_result_multi_round"
+            | "test_input_required_result_request_state"
+            | "test_input_required_result_tampered_state"
     )
 }
 
@@ -140,7 +149,30 @@ pub(super) fn tools() -> Vec<Value> {
             "Changes test://watched-resource, notifying subscribers with notifications/resources/updated.",
             no_arguments(),
         ),
+        // The 2026-07-28 scenarios' tools, written the session-era way (requests to the client
+        // mid-call): through mcpmux a stateless client sees them as input_required results.
+        tool("test_missing_capability", "Asks the client for a sampling completion.", no_arguments()),
+        tool("test_streaming_elicitation", "Asks the user one question, then answers.", no_arguments()),
+        tool("test_logging_tool", "Sends three info log notifications while it runs.", no_arguments()),
+        tool("test_input_required_result_elicitation", "Asks the user for their name.", no_arguments()),
+        tool("test_input_required_result_sampling", "Asks the client's model a question.", no_arguments()),
+        tool("test_input_required_result_list_roots", "Asks the client for its roots.", no_arguments()),
+        tool("test_input_required_result_multi_round", "Asks two questions, one after the other.", no_arguments()),
+        tool("test_input_required_result_request_state", "Asks the user for their name.", no_arguments()),
+        tool("test_input_required_result_tampered_state", "Asks the user for their name.", no_arguments()),
     ]
+}
+
+/// Asks the client `method` and describes the answer (or the failure) as tool text.
+async fn ask_client(ctx: &mut Ctx<'_>, method: &str, params: Value) -> Result<Value, Value> {
+    ctx.request_client(method, params).await.map_err(|e| failed(method, &e))
+}
+
+fn name_question() -> Value {
+    json!({
+        "message": "What is your name?",
+        "requestedSchema": { "type": "object", "properties": { "name": { "type": "string" } }, "required": ["name"] },
+    })
 }
 
 pub(super) fn resources() -> Vec<Value> {
@@ -404,6 +436,55 @@ impl Conformance {
                 "JSON Schema 2020-12 tool called with: {}",
                 compact(&Value::Object(args.clone()))
             ))),
+            "test_missing_capability" | "test_input_required_result_sampling" => {
+                let params = json!({
+                    "messages": [{ "role": "user", "content": { "type": "text", "text": "What is the capital of France?" } }],
+                    "maxTokens": 100,
+                });
+                Ok(match ask_client(ctx, "sampling/createMessage", params).await {
+                    Ok(answer) => tool_text(format!("Sampling answered: {}", compact(&answer["content"]))),
+                    Err(e) => e,
+                })
+            }
+            "test_streaming_elicitation"
+            | "test_input_required_result_elicitation"
+            | "test_input_required_result_request_state"
+            | "test_input_required_result_tampered_state" => {
+                Ok(match ask_client(ctx, "elicitation/create", name_question()).await {
+                    Ok(answer) => {
+                        tool_text(format!("Hello, {}!", answer["content"]["name"].as_str().unwrap_or("stranger")))
+                    }
+                    Err(e) => e,
+                })
+            }
+            "test_input_required_result_list_roots" => Ok(match ask_client(ctx, "roots/list", json!({})).await {
+                Ok(answer) => tool_text(format!("Roots: {}", compact(&answer["roots"]))),
+                Err(e) => e,
+            }),
+            "test_input_required_result_multi_round" => {
+                let first = match ask_client(ctx, "elicitation/create", name_question()).await {
+                    Ok(a) => a,
+                    Err(e) => return Ok(e),
+                };
+                let color = json!({
+                    "message": "What is your favourite colour?",
+                    "requestedSchema": { "type": "object", "properties": { "color": { "type": "string" } } },
+                });
+                Ok(match ask_client(ctx, "elicitation/create", color).await {
+                    Ok(second) => tool_text(format!(
+                        "Both rounds answered: {} and {}",
+                        compact(&first["content"]),
+                        compact(&second["content"])
+                    )),
+                    Err(e) => e,
+                })
+            }
+            "test_logging_tool" => {
+                for step in ["Logging tool started", "Logging tool working", "Logging tool done"] {
+                    ctx.log(LogLevel::Info, "conformance", json!(step));
+                }
+                Ok(tool_text("Logging tool executed successfully"))
+            }
             "test_reconnection" => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(tool_text("Reconnection test completed."))

@@ -165,11 +165,11 @@ async fn handle_post(
     }
     let msg = Message::parse(&body).map_err(|e| HttpError::Parse(e.to_string()))?;
     let kind = msg.kind();
-    if kind == Kind::Request && msg.method.as_deref() == Some(methods::INITIALIZE) {
-        return initialize(&app, scope, msg, accept);
-    }
     if modern::is_stateless(&headers, &msg) {
         return Ok(modern::handle(app, scope, &headers, msg, accept).await);
+    }
+    if kind == Kind::Request && msg.method.as_deref() == Some(methods::INITIALIZE) {
+        return initialize(&app, scope, msg, accept);
     }
     if kind == Kind::Notification && modern::is_stateless_client(&headers) {
         // 2026-07-28 defines no client notifications over HTTP; accepted and ignored.

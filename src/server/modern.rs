@@ -126,7 +126,7 @@ async fn serve(
         | methods::TASKS_RESULT
         | methods::TASKS_LIST => Err(StatelessError::Removed(method)),
         methods::TOOLS_CALL | methods::PROMPTS_GET | methods::RESOURCES_READ => {
-            call(app, scope, id, method, msg.params, meta, accept).await
+            call(app, scope, headers, id, method, msg.params, meta, accept).await
         }
         _ => {
             let ctx = meta.context(scope.clone());
@@ -288,16 +288,91 @@ fn complete(payload: Payload, method: &str, server_info: &Value) -> Payload {
     }
 }
 
+/// Checks the `Mcp-Param-*` headers a tool's `x-mcp-header` annotations call for against the
+/// call's arguments (2026-07-28, "Custom Headers from Tool Parameters").
+fn check_param_headers(
+    gateway: &Gateway,
+    scope: &Scope,
+    headers: &HeaderMap,
+    params: Option<&Value>,
+) -> Result<(), StatelessError> {
+    let Some(name) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else { return Ok(()) };
+    let (backend, original) = match scope {
+        Scope::Merged => match gateway.catalog().tool(name) {
+            Some(t) => (t.backend.clone(), t.original.clone()),
+            None => return Ok(()),
+        },
+        Scope::Backend(b) => (b.clone(), name.to_owned()),
+    };
+    let Some(b) = gateway.backend(&backend) else { return Ok(()) };
+    let listing = b.listing();
+    let Some(tool) = listing.items(crate::backend::ListKind::Tools).iter().find(|t| t["name"] == original.as_str())
+    else {
+        return Ok(());
+    };
+    let schema = &tool["inputSchema"];
+    if !schema.to_string().contains("x-mcp-header") {
+        return Ok(());
+    }
+    let arguments = params.and_then(|p| p.get("arguments")).cloned().unwrap_or(Value::Null);
+    let mut annotated = Vec::new();
+    collect_header_params(schema, &mut Vec::new(), &mut annotated);
+    for (header_name, path) in annotated {
+        let value = path.iter().try_fold(&arguments, |v, key| v.get(key.as_str()));
+        let key = format!("{}{}", h::PARAM_PREFIX, header_name.to_ascii_lowercase());
+        let sent = headers.get(key.as_str());
+        let Some(value) = value.filter(|v| !v.is_null()) else { continue };
+        let Some(raw) = sent else {
+            return Err(StatelessError::HeaderMismatch(format!("the Mcp-Param-{header_name} header is required")));
+        };
+        let bad = || StatelessError::HeaderMismatch(format!("the Mcp-Param-{header_name} header is malformed"));
+        if raw.as_bytes().iter().any(|b| !(b.is_ascii_graphic() || *b == b' ' || *b == b'\t')) {
+            return Err(bad());
+        }
+        let text = decode_header_value(raw.as_bytes()).ok_or_else(bad)?;
+        let same = match value {
+            Value::String(s) => *s == text,
+            Value::Bool(b) => text == if *b { "true" } else { "false" },
+            Value::Number(n) => text.parse::<f64>().ok() == n.as_f64(),
+            _ => false,
+        };
+        if !same {
+            return Err(StatelessError::HeaderMismatch(format!(
+                "Mcp-Param-{header_name} header '{text}' does not match the argument's value {value}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Properties annotated with `x-mcp-header`, reachable from the root through `properties` only.
+fn collect_header_params(schema: &Value, path: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
+    for (key, prop) in props {
+        path.push(key.clone());
+        if let Some(name) = prop.get("x-mcp-header").and_then(Value::as_str) {
+            out.push((name.to_owned(), path.clone()));
+        }
+        collect_header_params(prop, path, out);
+        path.pop();
+    }
+}
+
 /// `tools/call`, `prompts/get`, `resources/read`: a new call, or the retry of a parked one.
+#[allow(clippy::too_many_arguments)]
 async fn call(
     app: AppState,
     scope: Scope,
+    headers: &HeaderMap,
     id: Value,
     method: String,
     params: Option<Value>,
     meta: RequestMeta,
     accept: Accepts,
 ) -> Result<Response, StatelessError> {
+    if method == methods::TOOLS_CALL {
+        check_param_headers(&app.gateway, &scope, headers, params.as_ref())?;
+    }
     let binding = Binding::of(&method, params.as_ref(), &scope);
     let state = params.as_ref().and_then(|p| p.get("requestState")).and_then(Value::as_str);
     let live = match state.filter(|s| s.starts_with(mrtr::STATE_PREFIX)) {
@@ -308,7 +383,18 @@ async fn call(
                     "requestState is unknown: it expired, was already used, or belongs to another request".into(),
                 )
             })?;
-            parked.answer(params.as_ref().and_then(|p| p.get("inputResponses")).and_then(Value::as_object));
+            let responses = match params.as_ref().and_then(|p| p.get("inputResponses")) {
+                None => None,
+                Some(Value::Object(map)) if map.values().all(Value::is_object) => Some(map),
+                Some(_) => {
+                    // Put the call back: a corrected retry may still come.
+                    exchanges.restore(state, parked);
+                    return Err(StatelessError::Relay(RelayError::InvalidParams(
+                        "inputResponses must be an object whose values are the results of the input requests".into(),
+                    )));
+                }
+            };
+            parked.answer(responses);
             if !parked.is_answered() {
                 // Ask again for what the retry did not answer.
                 let state = exchanges.park(parked);
