@@ -127,7 +127,7 @@ impl Gateway {
             task_owners: Mutex::new(HashMap::new()),
             control: tokio::sync::Mutex::new(BTreeMap::new()),
             reload_failures: AtomicU64::new(0),
-            exchanges: crate::mrtr::Exchanges::new(crate::mrtr::INPUT_TIMEOUT),
+            exchanges: Arc::default(),
         });
         let gateway = Gateway { inner };
         {

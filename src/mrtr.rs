@@ -31,9 +31,6 @@ use crate::session::{self, Scope};
 /// Prefix of the `requestState` values mcpmux mints; anything else belongs to a backend.
 pub const STATE_PREFIX: &str = "mcpmux-mrtr:";
 
-/// How long a parked call waits for the client's retry before it is cancelled.
-pub const INPUT_TIMEOUT: Duration = Duration::from_secs(600);
-
 /// Capacity of the queue of notifications (progress, logs) of one call.
 const EVENTS_CAPACITY: usize = 64;
 
@@ -270,23 +267,18 @@ impl Parked {
 }
 
 /// Calls parked until their retry, by `requestState`.
+#[derive(Default)]
 pub struct Exchanges {
     parked: Mutex<HashMap<String, Parked>>,
-    timeout: Duration,
 }
 
 impl Exchanges {
-    pub fn new(timeout: Duration) -> Arc<Exchanges> {
-        Arc::new(Exchanges { parked: Mutex::new(HashMap::new()), timeout })
-    }
-
-    /// Parks a call; returns the `requestState` that finds it again.
-    pub fn park(self: &Arc<Self>, parked: Parked) -> String {
+    /// Parks a call for at most `timeout`; returns the `requestState` that finds it again.
+    pub fn park(self: &Arc<Self>, parked: Parked, timeout: Duration) -> String {
         let state = format!("{STATE_PREFIX}{}", uuid::Uuid::new_v4().simple());
         self.lock().insert(state.clone(), parked);
         let me = Arc::downgrade(self);
         let key = state.clone();
-        let timeout = self.timeout;
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             if let Some(me) = me.upgrade() {

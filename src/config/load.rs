@@ -915,6 +915,7 @@ impl<'e> Validator<'e> {
             "maxMessageBytes" => set(&mut s.max_message_bytes, self.bytes(loc, value)),
             "requestTimeoutMs" => set(&mut s.request_timeout, self.millis(loc, value)),
             "startupTimeoutMs" => set(&mut s.startup_timeout, self.millis(loc, value)),
+            "inputTimeoutMs" => set(&mut s.input_timeout, self.millis(loc, value)),
             "servers" => self.override_names(loc, value, servers),
             _ => self.ignored(loc, key),
         }

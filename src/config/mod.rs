@@ -89,6 +89,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Default time a backend has to start, initialize and list its catalog.
     pub startup_timeout: Duration,
+    /// How long a call of a 2026-07-28 client that is waiting for the client's input (an
+    /// `input_required` result) stays open for the retry.
+    pub input_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -106,6 +109,7 @@ impl Default for Settings {
             max_message_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(120),
             startup_timeout: Duration::from_secs(30),
+            input_timeout: Duration::from_secs(600),
         }
     }
 }

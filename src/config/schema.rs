@@ -231,6 +231,10 @@ pub struct Settings {
     /// Default time a backend has to start, initialize and list its catalog (milliseconds).
     #[schemars(range(min = 1))]
     pub startup_timeout_ms: Option<u64>,
+    /// How long a call of a 2026-07-28 client that answered `input_required` waits for the
+    /// client's retry before it is cancelled (milliseconds).
+    #[schemars(range(min = 1))]
+    pub input_timeout_ms: Option<u64>,
     /// Per-server keys by server name, instead of in the `mcpServers` entry. Every name must be
     /// a server in `mcpServers`.
     pub servers: Option<BTreeMap<String, ServerOptions>>,
@@ -254,6 +258,7 @@ pub fn schema() -> Value {
         ("maxMessageBytes", json!(defaults.max_message_bytes)),
         ("requestTimeoutMs", json!(millis(defaults.request_timeout))),
         ("startupTimeoutMs", json!(millis(defaults.startup_timeout))),
+        ("inputTimeoutMs", json!(millis(defaults.input_timeout))),
     ];
     for (key, default) in settings {
         if let Some(Value::Object(property)) = value.pointer_mut(&format!("/$defs/Settings/properties/{key}")) {

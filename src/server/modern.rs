@@ -397,7 +397,7 @@ async fn call(
             parked.answer(responses);
             if !parked.is_answered() {
                 // Ask again for what the retry did not answer.
-                let state = exchanges.park(parked);
+                let state = exchanges.park(parked, app.gateway.settings().input_timeout);
                 let result = exchanges.describe(&state).unwrap_or_default();
                 let payload = complete(Payload::from_value(&result), &method, &server_info(&app.gateway, &scope));
                 return Ok(json_or_sse(jsonrpc::response_bytes(&id, &payload), accept));
@@ -448,7 +448,7 @@ async fn drive(app: AppState, scope: Scope, live: Live, id: Value, method: Strin
                         }
                         let outstanding = asks.into_iter().map(|a| (live.key_for(&a.method), a)).collect();
                         let exchanges = gateway.exchanges().clone();
-                        let state = exchanges.park(Parked::new(live, outstanding));
+                        let state = exchanges.park(Parked::new(live, outstanding), gateway.settings().input_timeout);
                         let result = exchanges.describe(&state).unwrap_or_default();
                         let payload = complete(Payload::from_value(&result), &method, &info);
                         return Ok(jsonrpc::response_bytes(&work_id, &payload));
