@@ -317,3 +317,42 @@ fn events(resp: reqwest::Response) -> impl futures_util::Stream<Item = Value> {
         }
     }
 }
+
+/// In 2026-07-28 closing a response stream cancels its request: the backend is told to stop.
+#[tokio::test]
+async fn closing_the_stream_cancels_the_backend_call() {
+    let python = common::python();
+    let daemon = Daemon::start(json!({"mcpServers": {"raw": {
+        "command": python, "args": [common::fixture("raw_server.py"), "slowcall"]
+    }}}))
+    .await;
+    // The backend's own endpoint passes names through, unlisted ones too.
+    let url = daemon.url("/servers/raw/mcp");
+    let mut client = Stateless::new(url.clone(), json!({}));
+    let (_, req) = client.build("tools/call", json!({"name": "slow", "arguments": {}}));
+    let pending = tokio::spawn(req.send());
+    // The call is at the backend once it counts as pending there.
+    let deadline = tokio::time::Instant::now() + TEST_TIMEOUT;
+    loop {
+        let status = daemon.status().await;
+        if status["backends"][0]["pendingCalls"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the call never reached the backend: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pending.abort();
+    let _ = pending.await;
+
+    let mut legacy = common::Client::connect(&url).await;
+    let deadline = tokio::time::Instant::now() + TEST_TIMEOUT;
+    loop {
+        let seen = legacy.call("cancellations", json!({})).await;
+        if seen["structuredContent"]["ids"].as_array().is_some_and(|ids| !ids.is_empty()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the backend was never told to cancel: {seen}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.stop().await.unwrap();
+}

@@ -231,7 +231,7 @@ impl Peer {
             id,
             Pending { reply: tx, sink: opts.sink, origin: opts.origin, progress_token, last_progress: None },
         );
-        let guard = PendingGuard { peer: self, id };
+        let mut guard = PendingGuard { peer: self, id, armed: false };
         if let Err(e) = self.outbox.try_send(line) {
             drop(guard);
             return Err(match e {
@@ -239,6 +239,7 @@ impl Peer {
                 mpsc::error::TrySendError::Closed(_) => CallError::Closed(self.close_reason()),
             });
         }
+        guard.armed = true;
         let mut rx = rx;
         let mut deadline = tokio::time::Instant::now() + timeout;
         let outcome = loop {
@@ -251,12 +252,14 @@ impl Peer {
                     match extended {
                         Some(d) if d > tokio::time::Instant::now() => deadline = d,
                         _ => {
+                            guard.armed = false;
                             self.cancel(id, "timeout");
                             break Err(CallError::Timeout(timeout));
                         }
                     }
                 }
                 _ = cancel.cancelled() => {
+                    guard.armed = false;
                     self.cancel(id, "cancelled by the client");
                     break Err(CallError::Cancelled);
                 }
@@ -507,11 +510,17 @@ impl Peer {
 struct PendingGuard<'a> {
     peer: &'a Peer,
     id: u64,
+    /// The request was sent and no cancellation has been sent for it yet.
+    armed: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.peer.lock_pending().remove(&self.id);
+        let unanswered = self.peer.lock_pending().remove(&self.id).is_some();
+        // The caller stopped waiting (its client went away): the backend is told to stop too.
+        if unanswered && self.armed && !self.peer.is_closed() {
+            self.peer.cancel(self.id, "the client went away");
+        }
     }
 }
 

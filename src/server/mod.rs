@@ -202,6 +202,7 @@ async fn status(State(app): State<AppState>) -> Response {
                     "state": s.state.as_str(),
                     "pid": s.pid,
                     "restarts": s.restarts,
+                    "pendingCalls": b.connection().map(|c| c.pending_count()).unwrap_or(0),
                     "lastError": s.last_error,
                     "readyAfterMs": s.ready_after.map(|d| d.as_millis() as u64),
                     "protocolVersion": l.info.protocol_version,
@@ -225,6 +226,7 @@ async fn status(State(app): State<AppState>) -> Response {
         .collect();
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "callsAwaitingInput": app.gateway.exchanges().len(),
         "commit": crate::cli::BUILD_COMMIT,
         "uptimeMs": gw.uptime().as_millis() as u64,
         "sessions": gw.sessions().len(),
