@@ -139,7 +139,21 @@ async fn start(backends: Value) -> Daemon {
 
 /// The one JSON object `python_client.py` printed.
 async fn python_client(url: &str, tool: &str, arguments: Value, resource: Option<&str>) -> Value {
+    python_client_in(None, url, tool, arguments, resource).await
+}
+
+/// Like [`python_client`], with the SDK client's `mode` (`legacy`, `auto`, a version).
+async fn python_client_in(
+    mode: Option<&str>,
+    url: &str,
+    tool: &str,
+    arguments: Value,
+    resource: Option<&str>,
+) -> Value {
     let mut cmd = tokio::process::Command::new(common::python());
+    if let Some(m) = mode {
+        cmd.env("MCP_CLIENT_MODE", m);
+    }
     cmd.arg(common::fixture("python_client.py")).arg(url).arg(tool).arg(arguments.to_string());
     if let Some(uri) = resource {
         cmd.arg(uri);
@@ -388,25 +402,31 @@ async fn python_sdk_client_on_the_merged_and_the_per_backend_endpoint() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
         let d = start(json!({"everything": everything(), "fast": fast()})).await;
 
-        let merged = python_client(
-            &d.url("/mcp"),
-            "fast_multiply",
-            json!({"a": 6, "b": 7}),
-            Some("mcpmux://everything/demo://resource/static/document/features.md"),
-        )
-        .await;
-        assert_eq!(merged["serverName"], "mcpmux", "{merged}");
-        assert_eq!(merged["protocolVersion"], "2025-11-25", "{merged}");
-        let tools: Vec<&str> = merged["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-        for expected in ["everything_echo", "everything_get-sum", "fast_multiply", "fast_shout"] {
-            assert!(tools.contains(&expected), "{expected} missing from {tools:?}");
+        // The SDK's default probes server/discover and speaks 2026-07-28; `legacy` initializes.
+        for (mode, version) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+            let merged = python_client_in(
+                Some(mode),
+                &d.url("/mcp"),
+                "fast_multiply",
+                json!({"a": 6, "b": 7}),
+                Some("mcpmux://everything/demo://resource/static/document/features.md"),
+            )
+            .await;
+            assert_eq!(merged["serverName"], "mcpmux", "{merged}");
+            assert_eq!(merged["protocolVersion"], version, "{merged}");
+            let tools: Vec<&str> = merged["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+            for expected in ["everything_echo", "everything_get-sum", "fast_multiply", "fast_shout"] {
+                assert!(tools.contains(&expected), "{expected} missing from {tools:?}");
+            }
+            assert_eq!(merged["callResult"]["structuredContent"], json!({"result": 42}), "{merged}");
+            assert_eq!(merged["callResult"]["content"][0]["text"], "42", "{merged}");
+            assert_eq!(merged["callResult"]["isError"], false, "{merged}");
+            // The backend's own _meta survives next to what the 2026 era adds.
+            assert_eq!(merged["callResult"]["_meta"]["fastmcp"], json!({"wrap_result": true}), "{merged}");
+            let content = &merged["resource"]["contents"][0];
+            assert_eq!(content["uri"], "mcpmux://everything/demo://resource/static/document/features.md");
+            assert!(content["text"].as_str().unwrap().contains("Features"), "{content}");
         }
-        assert_eq!(merged["callResult"]["structuredContent"], json!({"result": 42}), "{merged}");
-        assert_eq!(merged["callResult"]["content"][0]["text"], "42", "{merged}");
-        assert_eq!(merged["callResult"]["isError"], false, "{merged}");
-        let content = &merged["resource"]["contents"][0];
-        assert_eq!(content["uri"], "mcpmux://everything/demo://resource/static/document/features.md");
-        assert!(content["text"].as_str().unwrap().contains("Features"), "{content}");
 
         let solo = python_client(
             &d.url("/servers/everything/mcp"),
