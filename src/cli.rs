@@ -44,10 +44,17 @@ pub enum Command {
         #[arg(long, env = "MCPMUX_ALLOW_UNAUTHENTICATED")]
         allow_unauthenticated: bool,
     },
-    /// Check a config file and print every problem with its location.
+    /// Check a config file and print every problem with its location, and what `serve` would
+    /// meet on this machine: commands on PATH, directories, listen address, exposed names.
     Validate {
         #[arg(long, env = "MCPMUX_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+        /// The address `serve` would be given (overrides the config's `mcpmux.listen`).
+        #[arg(long, env = "MCPMUX_LISTEN")]
+        listen: Option<String>,
+        /// As for `serve`: a non-loopback listen address without an auth token is allowed.
+        #[arg(long, env = "MCPMUX_ALLOW_UNAUTHENTICATED")]
+        allow_unauthenticated: bool,
     },
     /// Exit 0 when a running mcpmux answers `GET /healthz` with 200, else 1 (for container
     /// health checks: needs no curl).
@@ -99,7 +106,9 @@ pub fn main() -> ExitCode {
             Command::Serve { config, listen, allow_unauthenticated } => {
                 serve(&config, listen, allow_unauthenticated).await
             }
-            Command::Validate { config } => validate(&config),
+            Command::Validate { config, listen, allow_unauthenticated } => {
+                validate(&config, listen.as_deref(), allow_unauthenticated)
+            }
             Command::Healthcheck { .. } | Command::Schema => ExitCode::SUCCESS,
             Command::Demo { personality } => match crate::demo::run_stdio(&personality).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -252,24 +261,66 @@ fn print_problems(err: &ConfigError) {
     }
 }
 
-fn validate(path: &Path) -> ExitCode {
-    match load(path) {
-        Ok(cfg) => {
-            for w in &cfg.warnings {
-                println!("warning: {w}");
+/// `mcpmux validate`: the loader's problems, then what [`config::check`] finds. Errors (on
+/// stderr, `  error: LOCATION: MESSAGE`) → exit 1; warnings (`warning: LOCATION: MESSAGE`) alone
+/// → exit 0.
+fn validate(path: &Path, listen: Option<&str>, allow_unauthenticated: bool) -> ExitCode {
+    let mut overrides = config::Overrides { listen: None, allow_unauthenticated };
+    if let Some(l) = listen {
+        match parse_listen(l) {
+            Some(addr) => overrides.listen = Some(addr),
+            None => {
+                eprintln!("mcpmux: --listen '{l}' is not an address like 127.0.0.1:8080");
+                return ExitCode::FAILURE;
             }
-            println!("{}: valid, {} server(s)", path.display(), cfg.servers.len());
-            for s in cfg.servers.values() {
-                let state = if s.disabled { " (disabled)" } else { "" };
-                println!("  {:<24} {:<10} prefix '{}'{}", s.name, s.transport.kind(), s.prefix, state);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            print_problems(&e);
-            ExitCode::FAILURE
         }
     }
+    let text_findings = std::fs::read_to_string(path)
+        .map(|text| config::check::check_text(&text, config::Format::from_path(path)))
+        .unwrap_or_default();
+    let cfg = match load(path) {
+        Ok(cfg) => cfg.with_overrides(overrides),
+        Err(e) => {
+            for w in &text_findings {
+                println!("warning: {w}");
+            }
+            print_problems(&e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let report = config::check::check(&cfg, &config::ProcessEnv, &workdir);
+    let warnings: Vec<&config::Diagnostic> =
+        cfg.warnings.iter().chain(&text_findings).chain(&report.warnings).collect();
+    print!("{}", validate_report(path, &cfg, &report, warnings.len()));
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    if report.errors.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    print_problems(&ConfigError { source_path: Some(path.to_path_buf()), problems: report.errors });
+    ExitCode::FAILURE
+}
+
+/// The report's stdout part: a summary line, the listen line, then each server with its checks.
+pub fn validate_report(path: &Path, cfg: &Config, report: &config::check::Report, warnings: usize) -> String {
+    let servers = cfg.servers.len();
+    let warned = if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() };
+    let mut out = if report.errors.is_empty() {
+        format!("{}: valid, {servers} server(s){warned}\n", path.display())
+    } else {
+        format!("{}: {servers} server(s), {} error(s){warned}\n", path.display(), report.errors.len())
+    };
+    out.push_str(&format!("  {}\n", report.listen));
+    for s in &report.servers {
+        let state = if s.disabled { " (disabled)" } else { "" };
+        out.push_str(&format!("  {:<24} {:<10} prefix '{}'{}\n", s.name, s.transport, s.prefix, state));
+        for line in &s.details {
+            out.push_str(&format!("      {line}\n"));
+        }
+    }
+    out
 }
 
 async fn serve(path: &Path, listen: Option<String>, allow_unauthenticated: bool) -> ExitCode {

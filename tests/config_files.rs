@@ -41,7 +41,8 @@ fn config_dir() -> PathBuf {
     common::root().join("config")
 }
 
-/// Every `*.json` / `*.toml` under `config/`, recursively, sorted.
+/// Every `*.json` / `*.toml` under `config/`, recursively, sorted; not `*.schema.json` (the
+/// JSON Schema is kept next to the configs, but is not one).
 fn config_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
@@ -49,6 +50,8 @@ fn config_files() -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 walk(&path, out);
+            } else if common::is_schema_file(&path) {
+                continue;
             } else if path
                 .extension()
                 .and_then(|e| e.to_str())
@@ -298,11 +301,17 @@ impl Run {
 /// change what it reads) and waits at most [`RUN_LIMIT`]; a process still running then is
 /// killed and the test fails.
 async fn mcpmux(args: &[&str], clear_env: bool) -> Run {
+    mcpmux_with(args, clear_env, &[]).await
+}
+
+/// [`mcpmux`], with `vars` set on top.
+async fn mcpmux_with(args: &[&str], clear_env: bool, vars: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(common::mcpmux_exe());
     cmd.args(args).current_dir(common::root()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if clear_env {
         cmd.env_clear();
     }
+    cmd.envs(vars.iter().copied());
     for var in
         ["MCPMUX_CONFIG", "MCPMUX_LISTEN", "MCPMUX_LOG_FORMAT", "MCPMUX_AUTH_TOKEN", "MCPMUX_ALLOW_UNAUTHENTICATED"]
     {
@@ -383,14 +392,40 @@ async fn validate_lists_the_servers_of_the_default_config() {
     .expect("test timed out");
 }
 
+/// Warnings `mcpmux validate` (not the loader) gives for a shipped file: (file relative to
+/// `config/`, location, why the file keeps it).
+const VALIDATE_WARNINGS: &[(&str, &str, &str)] = &[(
+    "examples/claude-desktop.json",
+    "mcpServers.github.env.GITHUB_PERSONAL_ACCESS_TOKEN",
+    "the file is Claude Desktop's documented example as is, with its placeholder token written in",
+)];
+
 #[tokio::test]
 async fn validate_accepts_every_shipped_config_in_an_empty_environment() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
+        // Nothing set but a PATH with the launchers the examples name (validate looks them up).
+        let bin = common::TempDir::new("config-files-bin");
+        for name in ["npx", "uvx"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(bin.file(name), "#!/bin/sh\nexit 0\n").unwrap();
+            std::fs::set_permissions(bin.file(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path_var = bin.0.display().to_string();
         for path in config_files() {
-            let run = mcpmux(&["validate", "--config", path.to_str().unwrap()], true).await;
+            let rel = relative(&path);
+            let run =
+                mcpmux_with(&["validate", "--config", path.to_str().unwrap()], true, &[("PATH", &path_var)]).await;
             assert_eq!(run.code, Some(0), "{}:\n{}", path.display(), run.show());
             assert!(run.stdout.contains(": valid, "), "{}", run.show());
-            assert!(!run.all().contains("warning"), "{}", run.show());
+            let all = run.all();
+            let warned: Vec<&str> = all.lines().filter(|l| l.contains("warning")).collect();
+            let expected: Vec<&str> = VALIDATE_WARNINGS.iter().filter(|w| w.0 == rel).map(|w| w.1).collect();
+            let summary = usize::from(!expected.is_empty());
+            assert_eq!(warned.len(), expected.len() + summary, "{rel}: {expected:?}\n{}", run.show());
+            for location in expected {
+                let line = format!("warning: {location}: ");
+                assert!(run.stdout.lines().any(|l| l.starts_with(&line)), "{rel}: no {line}\n{}", run.show());
+            }
         }
     })
     .await
@@ -516,7 +551,7 @@ async fn header_secrets_never_appear_in_validate_output() {
             // A stdio server with headers: a warning about the headers key.
             (
                 "json",
-                format!(r#"{{"mcpServers": {{"api": {{"command": "x", "headers": {{{AUTH}}}}}}}}}"#),
+                format!(r#"{{"mcpServers": {{"api": {{"command": "${{MCPMUX_EXE}}", "headers": {{{AUTH}}}}}}}}}"#),
                 0,
                 "mcpServers.api.headers",
             ),

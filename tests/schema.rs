@@ -15,9 +15,9 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 /// The checked-in schema, relative to the crate root.
-const SCHEMA_FILE: &str = "docs/mcpmux.schema.json";
+const SCHEMA_FILE: &str = "config/mcpmux.schema.json";
 /// How to bring it up to date.
-const REGENERATE: &str = "cargo run -q -- schema > docs/mcpmux.schema.json";
+const REGENERATE: &str = "cargo run -q -- schema > config/mcpmux.schema.json";
 
 /// Files that keep no `$schema` key, and why.
 const WITHOUT_SCHEMA_KEY: &[(&str, &str)] = &[(
@@ -51,10 +51,12 @@ fn relative(path: &Path) -> String {
     path.strip_prefix(common::root()).unwrap_or(path).display().to_string()
 }
 
-/// The JSON config files the project ships: `config/`, the image's default, the Compose one.
+/// The JSON config files the project ships: `config/` (without the schema itself, which lives
+/// there too), the image's default, the Compose one.
 fn shipped_json_configs() -> Vec<PathBuf> {
     let root = common::root();
     let mut files = files_under(&root.join("config"), "json");
+    files.retain(|p| !common::is_schema_file(p));
     files.push(root.join("docker/mcp.json"));
     files.extend(files_under(&root.join("deploy"), "json"));
     files

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -532,15 +532,20 @@ fn replace_progress_token(params: &mut Value, id: u64) -> Option<Value> {
     Some(original)
 }
 
+/// A request as sent: serialized straight from the borrowed params, in the key order
+/// `jsonrpc`, `id`, `method`, `params`.
+#[derive(serde::Serialize)]
+struct RequestOut<'a> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    params: Option<&'a Value>,
+}
+
 fn request_line(id: u64, method: &str, params: Option<&Value>) -> Bytes {
-    let mut obj = Map::new();
-    obj.insert("jsonrpc".into(), "2.0".into());
-    obj.insert("id".into(), id.into());
-    obj.insert("method".into(), method.into());
-    if let Some(p) = params {
-        obj.insert("params".into(), p.clone());
-    }
-    Bytes::from(serde_json::to_vec(&Value::Object(obj)).unwrap_or_default())
+    let request = RequestOut { jsonrpc: "2.0", id, method, params };
+    Bytes::from(serde_json::to_vec(&request).unwrap_or_default())
 }
 
 #[cfg(test)]

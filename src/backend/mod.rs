@@ -261,13 +261,14 @@ impl Connection {
         for _ in 0..10_000 {
             let params = cursor.as_ref().map(|c| json!({"cursor": c}));
             let fail = |reason: String| StartError::List { what: kind.key(), reason };
-            let page = match self.peer.request(kind.method(), params, CallOptions::default(), timeout).await {
+            let mut page = match self.peer.request(kind.method(), params, CallOptions::default(), timeout).await {
                 Ok(Reply::Result(p)) => serde_json::from_slice::<Value>(&p.0).map_err(|e| fail(e.to_string()))?,
                 Ok(Reply::Error(e)) => return Err(fail(e.to_string())),
                 Err(e) => return Err(fail(e.to_string())),
             };
-            if let Some(Value::Array(list)) = page.get(kind.key()) {
-                items.extend(list.iter().cloned());
+            // The page is ours: its items are moved, not copied.
+            if let Some(Value::Array(list)) = page.get_mut(kind.key()) {
+                items.append(list);
             }
             match page.get("nextCursor") {
                 Some(c) if !c.is_null() && Some(c) != cursor.as_ref() => cursor = Some(c.clone()),

@@ -11,6 +11,7 @@ pub mod uri;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::backend::{ListKind, Listing};
@@ -24,21 +25,64 @@ pub struct Pages {
     len: usize,
 }
 
+/// One item of a served list, borrowed from a backend's listing: as it is, or with the field
+/// that identifies it (`name`, `uri`, `uriTemplate`) replaced by its client-facing form. It
+/// serializes exactly as the item with that field changed would (same key order), without
+/// copying the item.
+#[derive(Debug)]
+enum Entry<'a> {
+    Same(&'a Value),
+    Renamed { item: &'a Map<String, Value>, key: &'static str, value: String },
+}
+
+impl Serialize for Entry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Entry::Same(item) => item.serialize(serializer),
+            Entry::Renamed { item, key, value } => {
+                let mut map = serializer.serialize_map(Some(item.len()))?;
+                for (k, v) in item.iter() {
+                    if k == key {
+                        map.serialize_entry(k, value)?;
+                    } else {
+                        map.serialize_entry(k, v)?;
+                    }
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// One page as served: `{"<list key>": [items], "nextCursor": …}`.
+struct PageOut<'a> {
+    key: &'static str,
+    items: &'a [Entry<'a>],
+    next: Option<String>,
+}
+
+impl Serialize for PageOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1 + usize::from(self.next.is_some())))?;
+        map.serialize_entry(self.key, self.items)?;
+        if let Some(next) = &self.next {
+            map.serialize_entry("nextCursor", next)?;
+        }
+        map.end()
+    }
+}
+
 impl Pages {
-    fn build(kind: ListKind, items: &[Value], page_size: usize) -> Pages {
+    fn build(kind: ListKind, items: &[Entry<'_>], page_size: usize) -> Pages {
         let page_size = page_size.max(1);
-        let chunks: Vec<&[Value]> = if items.is_empty() { vec![&[]] } else { items.chunks(page_size).collect() };
+        let chunks: Vec<&[Entry<'_>]> = if items.is_empty() { vec![&[]] } else { items.chunks(page_size).collect() };
         let count = chunks.len();
         let pages = chunks
             .into_iter()
             .enumerate()
             .map(|(i, chunk)| {
-                let mut page = Map::new();
-                page.insert(kind.key().to_owned(), Value::Array(chunk.to_vec()));
-                if i + 1 < count {
-                    page.insert("nextCursor".to_owned(), Value::String(cursor_for(i + 1)));
-                }
-                Payload::from_value(&Value::Object(page))
+                let page = PageOut { key: kind.key(), items: chunk, next: (i + 1 < count).then(|| cursor_for(i + 1)) };
+                Payload(serde_json::to_vec(&page).unwrap_or_else(|_| b"{}".to_vec()).into())
             })
             .collect();
         Pages { pages, len: items.len() }
@@ -82,7 +126,7 @@ pub struct View {
 }
 
 impl View {
-    fn build(listing: impl Fn(ListKind) -> Vec<Value>, page_size: usize) -> View {
+    fn build<'a>(listing: impl Fn(ListKind) -> Vec<Entry<'a>>, page_size: usize) -> View {
         View { lists: ListKind::ALL.map(|k| Pages::build(k, &listing(k), page_size)) }
     }
 
@@ -149,7 +193,7 @@ impl Catalog {
             }
         }
 
-        let merged_items = |kind: ListKind| -> Vec<Value> {
+        let merged_items = |kind: ListKind| -> Vec<Entry<'_>> {
             sources
                 .iter()
                 .flat_map(|s| {
@@ -168,7 +212,10 @@ impl Catalog {
         let merged = View::build(merged_items, page_size);
         let per_backend = sources
             .iter()
-            .map(|s| (s.backend.to_string(), View::build(|k| s.listing.items(k).to_vec(), page_size)))
+            .map(|s| {
+                let items = |k| s.listing.items(k).iter().map(Entry::Same).collect();
+                (s.backend.to_string(), View::build(items, page_size))
+            })
             .collect();
 
         let mut backend_capabilities = BTreeMap::new();
@@ -246,25 +293,24 @@ impl Catalog {
 
 /// The client-facing form of one listed item; `None` drops items without the field that
 /// identifies them (they could not be routed).
-fn rewrite_item(kind: ListKind, item: &Value, backend: &str, prefix: &str, names: Option<&Names>) -> Option<Value> {
-    let mut out = item.clone();
-    let obj = out.as_object_mut()?;
-    match kind {
+fn rewrite_item<'a>(
+    kind: ListKind,
+    item: &'a Value,
+    backend: &str,
+    prefix: &str,
+    names: Option<&Names>,
+) -> Option<Entry<'a>> {
+    let obj = item.as_object()?;
+    let (key, value) = match kind {
         ListKind::Tools | ListKind::Prompts => {
             let original = obj.get("name")?.as_str()?;
             let exposed = names?.exposed.get(&(backend.to_owned(), original.to_owned()))?;
-            obj.insert("name".into(), Value::String(exposed.clone()));
+            ("name", exposed.clone())
         }
-        ListKind::Resources => {
-            let u = obj.get("uri")?.as_str()?;
-            obj.insert("uri".into(), Value::String(uri::wrap(prefix, u)));
-        }
-        ListKind::Templates => {
-            let t = obj.get("uriTemplate")?.as_str()?;
-            obj.insert("uriTemplate".into(), Value::String(uri::wrap(prefix, t)));
-        }
-    }
-    Some(out)
+        ListKind::Resources => ("uri", uri::wrap(prefix, obj.get("uri")?.as_str()?)),
+        ListKind::Templates => ("uriTemplate", uri::wrap(prefix, obj.get("uriTemplate")?.as_str()?)),
+    };
+    Some(Entry::Renamed { item: obj, key, value })
 }
 
 #[cfg(test)]
@@ -313,6 +359,35 @@ mod tests {
         let res = page(&c, ListKind::Resources, None);
         assert_eq!(res["resources"][0]["uri"], "mcpmux://a/file:///x");
         assert_eq!(c.resource("mcpmux://a/file:///x"), Some(("a", "file:///x".to_owned())));
+    }
+
+    /// The pages are written from borrowed items; the bytes are what serializing the rewritten
+    /// items as values gives (field order, numbers and unknown fields kept).
+    #[test]
+    fn pages_are_byte_identical_to_the_rewritten_values() {
+        let tools = json!([
+            {"name": "t", "future": {"x": [1, 2.5, "é", null]}, "inputSchema": {"type": "object"}, "_meta": {}},
+            {"description": "d", "name": "u"}
+        ]);
+        let resources = json!([{"z": null, "uri": "file:///a", "name": "a"}]);
+        let c = Catalog::build(&[source("s", tools.clone(), resources.clone())], "_", 1);
+        let bytes = |view: &View, kind, cursor| view.list(kind).page(cursor).unwrap().0.clone();
+        let (mut t0, mut t1, mut r0) = (tools[0].clone(), tools[1].clone(), resources[0].clone());
+        t0["name"] = json!("s_t");
+        t1["name"] = json!("s_u");
+        r0["uri"] = json!("mcpmux://s/file:///a");
+        let expect = |v: Value| serde_json::to_vec(&v).unwrap();
+        let merged = c.merged();
+        assert_eq!(bytes(merged, ListKind::Tools, None), expect(json!({"tools": [t0], "nextCursor": "mcpmux-page-1"})));
+        assert_eq!(bytes(merged, ListKind::Tools, Some("mcpmux-page-1")), expect(json!({"tools": [t1]})));
+        assert_eq!(bytes(merged, ListKind::Resources, None), expect(json!({"resources": [r0]})));
+        assert_eq!(bytes(merged, ListKind::Prompts, None), expect(json!({"prompts": []})));
+        let own = c.backend_view("s").unwrap();
+        assert_eq!(
+            bytes(own, ListKind::Tools, None),
+            expect(json!({"tools": [tools[0]], "nextCursor": "mcpmux-page-1"}))
+        );
+        assert_eq!(bytes(own, ListKind::Resources, None), expect(json!({"resources": resources})));
     }
 
     #[test]

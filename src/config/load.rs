@@ -91,7 +91,7 @@ fn diag(location: impl Into<String>, message: impl Into<String>) -> Diagnostic {
 
 /// Parses `text` into a loose document; a syntax error becomes one diagnostic at
 /// `line L, column C`.
-fn parse_document(text: &str, format: Format) -> Result<Value, Diagnostic> {
+pub(super) fn parse_document(text: &str, format: Format) -> Result<Value, Diagnostic> {
     if text.trim().is_empty() {
         return Err(diag("", "the file is empty"));
     }
@@ -159,7 +159,7 @@ fn toml_to_json(value: toml::Value) -> Value {
 
 /// Location of `key` inside `parent`: `parent.key`, or `parent["odd key"]` when the key has
 /// characters that would make the dotted form ambiguous.
-fn child(parent: &str, key: &str) -> String {
+pub(super) fn child(parent: &str, key: &str) -> String {
     let simple = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'));
     match (parent.is_empty(), simple) {
         (true, true) => key.to_owned(),
@@ -169,7 +169,7 @@ fn child(parent: &str, key: &str) -> String {
 }
 
 /// Location of item `index` of the array at `parent`.
-fn item(parent: &str, index: usize) -> String {
+pub(super) fn item(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")
 }
 

@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+pub mod check;
 mod expand;
 mod load;
 pub mod schema;

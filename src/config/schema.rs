@@ -10,8 +10,8 @@
 //! like `"disable": true`; mcpmux itself only warns about them, so a Claude Desktop file with
 //! other tools' keys still loads.
 //!
-//! The checked-in copy is `docs/mcpmux.schema.json`; regenerate it with
-//! `cargo run -q -- schema > docs/mcpmux.schema.json` (`tests/schema.rs` fails when it is stale).
+//! The checked-in copy is `config/mcpmux.schema.json`; regenerate it with
+//! `cargo run -q -- schema > config/mcpmux.schema.json` (`tests/schema.rs` fails when it is stale).
 
 use std::collections::BTreeMap;
 
@@ -269,7 +269,7 @@ pub fn schema() -> Value {
 }
 
 /// The schema, pretty-printed with a final newline: what `mcpmux schema` prints and what
-/// `docs/mcpmux.schema.json` holds.
+/// `config/mcpmux.schema.json` holds.
 pub fn schema_json() -> String {
     format!("{:#}\n", schema())
 }

@@ -28,6 +28,12 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Whether `path` is a JSON Schema (`*.schema.json`, like `config/mcpmux.schema.json`) rather
+/// than a config file: walks over `config/` skip it.
+pub fn is_schema_file(path: &std::path::Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().ends_with(".schema.json"))
+}
+
 /// Where `.ci/run` installs the peers.
 pub fn peers_dir() -> PathBuf {
     root().join("tests").join("peers")
