@@ -33,6 +33,10 @@ pub struct TargetArgs {
     /// Seconds to wait for each answer (progress reports extend it).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Ask the server to send log messages at this level and above (`logging/setLevel`):
+    /// debug, info, notice, warning, error, …; they are printed on stderr.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// Print the exact JSON the server sent instead of a readable form.
     #[arg(long)]
     pub json: bool,
@@ -105,7 +109,7 @@ impl Default for CliHandler {
     }
 }
 
-impl Handler for Arc<CliHandler> {
+impl Handler for CliHandler {
     fn on_log(&self, server: &str, message: &LogMessage) {
         self.end_line();
         let logger = message.logger.as_deref().map(|l| format!(" {l}:")).unwrap_or_default();
@@ -195,7 +199,7 @@ impl Session {
     async fn prompts(&self) -> Result<Vec<Prompt>, ClientError> {
         match self {
             Session::One(c) => {
-                if !c.capabilities().get("prompts").is_some_and(|p| !p.is_null()) {
+                if c.capabilities().get("prompts").is_none_or(Value::is_null) {
                     return Ok(Vec::new());
                 }
                 c.list_prompts().await
@@ -302,10 +306,27 @@ where
 {
     let handler = Arc::new(CliHandler::new());
     let session = open(target, t, handler.clone()).await?;
-    let outcome = work(&session, &handler).await;
+    let outcome = match set_level(&session, t.log_level.as_deref()).await {
+        Ok(()) => work(&session, &handler).await,
+        Err(e) => Err(e),
+    };
     handler.end_line();
     session.close().await;
     outcome
+}
+
+async fn set_level(session: &Session, level: Option<&str>) -> Result<(), CommandError> {
+    let Some(level) = level else { return Ok(()) };
+    let clients: Vec<Client> = match session {
+        Session::One(c) => vec![c.clone()],
+        Session::Many(m) => m.clients().values().cloned().collect(),
+    };
+    for client in clients {
+        if client.capabilities().get("logging").is_some_and(|l| !l.is_null()) {
+            client.set_log_level(level).await?;
+        }
+    }
+    Ok(())
 }
 
 fn print_json(value: &Value) {

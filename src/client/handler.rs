@@ -149,6 +149,37 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// A shared handler: keep an `Arc` to read what it recorded while the client uses it.
+impl<H: Handler + ?Sized> Handler for Arc<H> {
+    fn on_log(&self, server: &str, message: &LogMessage) {
+        (**self).on_log(server, message)
+    }
+    fn on_progress(&self, server: &str, progress: &Progress) {
+        (**self).on_progress(server, progress)
+    }
+    fn on_list_changed(&self, server: &str, kind: ListKind) {
+        (**self).on_list_changed(server, kind)
+    }
+    fn on_notification(&self, server: &str, method: &str, params: Option<&Value>) {
+        (**self).on_notification(server, method, params)
+    }
+    fn on_closed(&self, server: &str, reason: &str) {
+        (**self).on_closed(server, reason)
+    }
+    fn create_message(&self, server: &str, params: Value) -> HandlerFuture {
+        (**self).create_message(server, params)
+    }
+    fn elicit(&self, server: &str, params: Value) -> HandlerFuture {
+        (**self).elicit(server, params)
+    }
+    fn list_roots(&self, server: &str) -> HandlerFuture {
+        (**self).list_roots(server)
+    }
+    fn on_request(&self, server: &str, method: &str, params: Option<Value>) -> HandlerFuture {
+        (**self).on_request(server, method, params)
+    }
+}
+
 /// The handler used when none is given: ignores notifications, refuses requests.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultHandler;

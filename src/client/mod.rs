@@ -100,7 +100,7 @@ pub enum ClientError {
         source: StartError,
     },
     #[error("'{server}' answered {method} with an error: {error}")]
-    Rpc { server: String, method: String, error: RpcError },
+    Rpc { server: String, method: String, error: Box<RpcError> },
     #[error("'{server}' did not answer {method} within {after:?}")]
     Timeout { server: String, method: String, after: Duration },
     #[error("the connection to '{server}' ended: {reason}")]
@@ -342,7 +342,7 @@ impl Client {
                 reason: e.to_string(),
             }),
             Ok(Reply::Error(raw)) => {
-                Err(ClientError::Rpc { server, method: method.to_owned(), error: RpcError::from_raw(raw) })
+                Err(ClientError::Rpc { server, method: method.to_owned(), error: Box::new(RpcError::from_raw(raw)) })
             }
             Err(CallError::Timeout(after)) => Err(ClientError::Timeout { server, method: method.to_owned(), after }),
             Err(CallError::Closed(reason)) => Err(ClientError::Closed { server, reason }),
