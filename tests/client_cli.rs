@@ -313,9 +313,13 @@ async fn resources_and_prompts_of_server_everything() {
     .unwrap();
 }
 
+/// Bound of the tests that start a Python server for each command (a FastMCP start takes
+/// seconds on a busy machine).
+const FASTMCP_TIMEOUT: Duration = Duration::from_secs(180);
+
 #[tokio::test]
-async fn a_fastmcp_server_from_a_config_file_and_over_http() {
-    tokio::time::timeout(common::TEST_TIMEOUT, async {
+async fn fastmcp_tools_and_calls_from_a_config_file() {
+    tokio::time::timeout(FASTMCP_TIMEOUT, async {
         let (_dir, cfg) = config_file(&json!({"mcpServers": {"fast": fastmcp_entry()}}));
         let run = mcpmux(&["tools", &cfg], &[]).await;
         ok(&run);
@@ -331,7 +335,15 @@ async fn a_fastmcp_server_from_a_config_file_and_over_http() {
         let run = mcpmux(&["call", &cfg, "multiply", "--args", r#"{"a": 6, "b": "seven"}"#], &[]).await;
         assert_eq!(run.code, 1, "{run:#?}");
         assert_eq!(run.stderr, "mcpmux call: the tool reported an error (isError)\n");
+    })
+    .await
+    .unwrap();
+}
 
+#[tokio::test]
+async fn fastmcp_resources_and_prompts_from_a_config_file() {
+    tokio::time::timeout(FASTMCP_TIMEOUT, async {
+        let (_dir, cfg) = config_file(&json!({"mcpServers": {"fast": fastmcp_entry()}}));
         let run = mcpmux(&["resources", &cfg], &[]).await;
         ok(&run);
         golden("fastmcp_resources.txt", &run.stdout);
@@ -344,7 +356,14 @@ async fn a_fastmcp_server_from_a_config_file_and_over_http() {
         let run = mcpmux(&["prompt", &cfg, "haiku", "topic=the sea"], &[]).await;
         ok(&run);
         assert_eq!(run.stdout, "[user]\nWrite a haiku about the sea.\n");
+    })
+    .await
+    .unwrap();
+}
 
+#[tokio::test]
+async fn fastmcp_over_http() {
+    tokio::time::timeout(FASTMCP_TIMEOUT, async {
         let peer = fastmcp_http().await;
         let run = mcpmux(&["tools", &peer.url("/mcp")], &[]).await;
         ok(&run);
@@ -359,7 +378,7 @@ async fn a_fastmcp_server_from_a_config_file_and_over_http() {
 
 #[tokio::test]
 async fn a_config_of_several_servers_is_namespaced_like_the_daemon() {
-    tokio::time::timeout(common::TEST_TIMEOUT, async {
+    tokio::time::timeout(FASTMCP_TIMEOUT, async {
         let (_dir, cfg) = config_file(&json!({"mcpServers": {"fast": fastmcp_entry(), "clock": demo("clock")}}));
         let run = mcpmux(&["tools", &cfg], &[]).await;
         ok(&run);
@@ -438,7 +457,7 @@ async fn server_log_messages_go_to_stderr() {
                 "call",
                 "add_note",
                 "title=t",
-                "content=c",
+                "body=c",
                 "--log-level",
                 "info",
                 "--",
