@@ -30,7 +30,7 @@ impl Drop for DocServer {
 }
 
 /// Starts the `clock` demo server on a free port of 127.0.0.1.
-pub async fn clock_server() -> Result<DocServer, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn clock_server() -> Result<DocServer, Box<dyn std::error::Error>> {
     let server = DemoServer::new("clock")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
