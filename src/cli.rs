@@ -84,7 +84,7 @@ pub enum Command {
     /// arrays). Text content is printed, structured content as JSON; progress and server log
     /// messages go to stderr. Exit code 1 when the call fails or the result has `isError`.
     Call {
-        /// [TARGET] TOOL key=value…
+        /// TARGET (optional: URL or config file), TOOL, key=value…
         #[arg(value_name = "ARGS", required = true)]
         words: Vec<String>,
         /// All arguments as one JSON object (key=value words win over it).
@@ -105,7 +105,7 @@ pub enum Command {
     },
     /// Read a resource: `mcpmux read [TARGET] URI`.
     Read {
-        /// [TARGET] URI
+        /// TARGET (optional: URL or config file), URI
         #[arg(value_name = "ARGS", required = true, num_args = 1..=2)]
         words: Vec<String>,
         /// Write binary content to files in this directory.
@@ -123,7 +123,7 @@ pub enum Command {
     },
     /// Get a prompt: `mcpmux prompt [TARGET] NAME key=value…`.
     Prompt {
-        /// [TARGET] NAME key=value…
+        /// TARGET (optional: URL or config file), NAME, key=value…
         #[arg(value_name = "ARGS", required = true)]
         words: Vec<String>,
         #[command(flatten)]
