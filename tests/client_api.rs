@@ -210,6 +210,21 @@ async fn the_default_handler_refuses_server_requests_with_a_clear_error() {
 }
 
 #[tokio::test]
+async fn the_declared_capabilities_are_what_servers_see() {
+    tokio::time::timeout(common::TEST_TIMEOUT, async {
+        let (node, args) = everything();
+        let plain = ClientOptions::default().capabilities(json!({}));
+        let client = Client::connect_command(&node, &args, plain).await.unwrap();
+        let names: Vec<String> = client.list_tools().await.unwrap().iter().map(|t| t.name().to_owned()).collect();
+        assert!(names.contains(&"get-sum".to_owned()));
+        assert!(!names.contains(&"trigger-sampling-request".to_owned()), "no sampling declared: {names:?}");
+        client.close().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn list_changes_reach_the_handler() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
         let recorder = Arc::new(Recorder::default());

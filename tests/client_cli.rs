@@ -413,10 +413,16 @@ async fn a_config_of_several_servers_is_namespaced_like_the_daemon() {
 async fn without_a_target_the_running_mcpmux_is_used() {
     tokio::time::timeout(common::TEST_TIMEOUT, async {
         let servers = json!({"fast": fastmcp_entry(), "clock": demo("clock")});
-        let daemon = Daemon::start(json!({"mcpServers": servers})).await;
-        // The config the user's mcpmux runs with: it says where it listens.
-        let (_dir, cfg) = config_file(&json!({"mcpServers": servers, "mcpmux": {"listen": daemon.addr.to_string()}}));
+        let daemon = Daemon::start(json!({"mcpServers": servers, "mcpmux": {"authToken": "test-token"}})).await;
+        // The config the user's mcpmux runs with: it says where it listens, and the token.
+        let settings = json!({"listen": daemon.addr.to_string(), "authToken": "test-token"});
+        let (_dir, cfg) = config_file(&json!({"mcpServers": servers, "mcpmux": settings}));
         let env = [("MCPMUX_CONFIG", cfg.as_str())];
+        let (_dir2, tokenless) =
+            config_file(&json!({"mcpServers": servers, "mcpmux": {"listen": daemon.addr.to_string()}}));
+        let run = mcpmux(&["tools"], &[("MCPMUX_CONFIG", tokenless.as_str())]).await;
+        assert_eq!(run.code, 1, "without the token: {run:#?}");
+        assert!(run.stderr.starts_with("mcpmux tools: cannot connect to "), "{run:#?}");
 
         let run = mcpmux(&["tools"], &env).await;
         ok(&run);
@@ -426,6 +432,7 @@ async fn without_a_target_the_running_mcpmux_is_used() {
         assert!(run.stdout.starts_with("42\n"), "{run:#?}");
         let run = mcpmux(&["call", "clock_sleep", "ms=300"], &env).await;
         ok(&run);
+        assert!(run.stderr.contains("progress ["), "progress relayed by mcpmux: {run:#?}");
         let run = mcpmux(&["read", "mcpmux://fast/fast://greeting"], &env).await;
         ok(&run);
         assert_eq!(run.stdout, "hello from fastmcp\n");

@@ -55,7 +55,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::backend::client::{CallError, CallOptions, Reply};
-use crate::backend::{Connection, ListKind, StartError};
+use crate::backend::{Connection, Identity, ListKind, StartError};
 use crate::config::{RemoteConfig, RemoteKind, Secret, ServerConfig, Settings, StdioConfig, TransportConfig};
 use crate::protocol::methods;
 
@@ -137,11 +137,23 @@ pub struct ClientOptions {
     pub handler: Arc<dyn Handler>,
     /// Headers sent with every HTTP request (for a URL target), such as `Authorization`.
     pub headers: BTreeMap<String, String>,
+    /// `clientInfo` and `capabilities` sent in `initialize`. By default the capabilities are the
+    /// daemon's (`roots`, `sampling`, `elicitation`): servers then offer the features that use
+    /// them, and the [`Handler`] answers (or refuses) the requests.
+    pub identity: Identity,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { settings: Settings::default(), handler: Arc::new(DefaultHandler), headers: BTreeMap::new() }
+        ClientOptions {
+            settings: Settings::default(),
+            handler: Arc::new(DefaultHandler),
+            headers: BTreeMap::new(),
+            identity: Identity {
+                client_info: json!({"name": "mcpmux-client", "title": "mcpmux client", "version": env!("CARGO_PKG_VERSION")}),
+                capabilities: Identity::gateway().capabilities,
+            },
+        }
     }
 }
 
@@ -167,6 +179,19 @@ impl ClientOptions {
     /// Adds a header sent with every HTTP request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Declares these client capabilities in `initialize` (for example `{}` for none, so a
+    /// server does not offer features that need sampling, elicitation or roots).
+    pub fn capabilities(mut self, capabilities: Value) -> Self {
+        self.identity.capabilities = capabilities;
+        self
+    }
+
+    /// Sends this `clientInfo` in `initialize` (`name` and `version` at least).
+    pub fn client_info(mut self, client_info: Value) -> Self {
+        self.identity.client_info = client_info;
         self
     }
 
@@ -248,7 +273,7 @@ impl Client {
         let owner = Arc::new(handler::HandlerOrigin { server: name.clone(), handler: options.handler.clone() });
         let startup = entry.startup_timeout.unwrap_or(options.settings.startup_timeout);
         let timeout = entry.request_timeout.unwrap_or(options.settings.request_timeout);
-        let open = Connection::open(&entry.name, entry, &options.settings, Some(owner));
+        let open = Connection::open_as(&entry.name, entry, &options.settings, Some(owner), &options.identity);
         let (conn, events) = match tokio::time::timeout(startup.max(timeout), open).await {
             Ok(Ok(opened)) => opened,
             Ok(Err(source)) => return Err(ClientError::Connect { server: entry.name.clone(), source }),
@@ -462,6 +487,12 @@ impl Client {
     pub async fn complete(&self, reference: Value, argument: &str, value: &str) -> Result<Completion, ClientError> {
         let params = json!({"ref": reference, "argument": {"name": argument, "value": value}});
         self.request(methods::COMPLETE, Some(params)).await.map(Completion::from_raw)
+    }
+
+    /// Tells the server the client's roots changed (`notifications/roots/list_changed`); it
+    /// will ask the handler's [`list_roots`](Handler::list_roots) again.
+    pub fn roots_changed(&self) -> Result<(), ClientError> {
+        self.notify(methods::ROOTS_LIST_CHANGED, None)
     }
 
     /// `logging/setLevel`.
