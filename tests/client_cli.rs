@@ -390,6 +390,12 @@ async fn a_config_of_several_servers_is_namespaced_like_the_daemon() {
         let run = mcpmux(&["call", &cfg, "clock_add", "a=1", "b=2"], &[]).await;
         ok(&run);
         assert!(run.stdout.starts_with("3\n"), "{run:#?}");
+        // A call the server answers with a JSON-RPC error fails with its message.
+        let run = mcpmux(&["call", &cfg, "clock_fail"], &[]).await;
+        assert_eq!(run.code, 1, "{run:#?}");
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.starts_with("mcpmux call: 'clock' answered tools/call with an error: "), "{run:#?}");
+        assert!(run.stderr.contains("(code -32603)"), "{run:#?}");
         let run = mcpmux(&["read", &cfg, "mcpmux://fast/fast://greeting"], &[]).await;
         ok(&run);
         assert_eq!(run.stdout, "hello from fastmcp\n");
