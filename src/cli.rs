@@ -1,5 +1,8 @@
-//! The `mcpmux` command line: `serve`, `validate`, `healthcheck`, `schema`, and the built-in `demo`
-//! server.
+//! The `mcpmux` command line: `serve`, `validate`, `healthcheck`, `schema`, the built-in `demo`
+//! server, the client commands that try a server (`tools`, `call`, `resources`, `read`,
+//! `prompts`, `prompt`; see [`inspect`]) and `completions`.
+
+pub mod inspect;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -8,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{self, Config, ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_LISTEN};
@@ -72,6 +75,69 @@ pub enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// List a server's tools: name, title, description, required arguments.
+    ///
+    /// TARGET is a URL, a config file, or `-- command args…` (a stdio server); without one, the
+    /// running mcpmux of the default config.
+    Tools {
+        /// URL or config file.
+        target: Option<String>,
+        #[command(flatten)]
+        target_args: inspect::TargetArgs,
+    },
+    /// Call a tool: `mcpmux call [TARGET] TOOL key=value…`.
+    ///
+    /// Values are converted by the tool's input schema (numbers, booleans, JSON objects and
+    /// arrays). Text content is printed, structured content as JSON; progress and server log
+    /// messages go to stderr. Exit code 1 when the call fails or the result has `isError`.
+    Call {
+        /// TARGET (optional: URL or config file), TOOL, key=value…
+        #[arg(value_name = "ARGS", required = true)]
+        words: Vec<String>,
+        /// All arguments as one JSON object (key=value words win over it).
+        #[arg(long = "args", value_name = "JSON")]
+        json_args: Option<String>,
+        /// Write binary content (images, audio, blobs) to files in this directory.
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+        #[command(flatten)]
+        target_args: inspect::TargetArgs,
+    },
+    /// List a server's resources and resource templates.
+    Resources {
+        /// URL or config file.
+        target: Option<String>,
+        #[command(flatten)]
+        target_args: inspect::TargetArgs,
+    },
+    /// Read a resource: `mcpmux read [TARGET] URI`.
+    Read {
+        /// TARGET (optional: URL or config file), URI
+        #[arg(value_name = "ARGS", required = true, num_args = 1..=2)]
+        words: Vec<String>,
+        /// Write binary content to files in this directory.
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+        #[command(flatten)]
+        target_args: inspect::TargetArgs,
+    },
+    /// List a server's prompts.
+    Prompts {
+        /// URL or config file.
+        target: Option<String>,
+        #[command(flatten)]
+        target_args: inspect::TargetArgs,
+    },
+    /// Get a prompt: `mcpmux prompt [TARGET] NAME key=value…`.
+    Prompt {
+        /// TARGET (optional: URL or config file), NAME, key=value…
+        #[arg(value_name = "ARGS", required = true)]
+        words: Vec<String>,
+        #[command(flatten)]
+        target_args: inspect::TargetArgs,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completions { shell: clap_complete::Shell },
     /// Run a built-in demo MCP server on stdin/stdout.
     #[command(hide = true)]
     Demo {
@@ -91,9 +157,15 @@ pub fn main() -> ExitCode {
         Command::Healthcheck { url, listen, timeout_ms } => {
             return healthcheck(url.as_deref(), listen, Duration::from_millis(*timeout_ms));
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "mcpmux", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
-    init_tracing(cli.log_format);
+    // The client commands print what the user asked for; only warnings go to the log.
+    let default_level = if cli.command.is_client() { "warn" } else { "info" };
+    init_tracing(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -109,7 +181,21 @@ pub fn main() -> ExitCode {
             Command::Validate { config, listen, allow_unauthenticated } => {
                 validate(&config, listen.as_deref(), allow_unauthenticated)
             }
-            Command::Healthcheck { .. } | Command::Schema => ExitCode::SUCCESS,
+            Command::Healthcheck { .. } | Command::Schema | Command::Completions { .. } => ExitCode::SUCCESS,
+            Command::Tools { target, target_args } => inspect::run("tools", inspect::tools(target, target_args)).await,
+            Command::Call { words, json_args, save, target_args } => {
+                inspect::run("call", inspect::call(words, json_args, save, target_args)).await
+            }
+            Command::Resources { target, target_args } => {
+                inspect::run("resources", inspect::resources(target, target_args)).await
+            }
+            Command::Read { words, save, target_args } => {
+                inspect::run("read", inspect::read(words, save, target_args)).await
+            }
+            Command::Prompts { target, target_args } => {
+                inspect::run("prompts", inspect::prompts(target, target_args)).await
+            }
+            Command::Prompt { words, target_args } => inspect::run("prompt", inspect::prompt(words, target_args)).await,
             Command::Demo { personality } => match crate::demo::run_stdio(&personality).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -241,8 +327,23 @@ fn get_over(mut stream: TcpStream, host: &str, path: &str, deadline: Instant) ->
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+impl Command {
+    /// The commands that act as an MCP client.
+    fn is_client(&self) -> bool {
+        matches!(
+            self,
+            Command::Tools { .. }
+                | Command::Call { .. }
+                | Command::Resources { .. }
+                | Command::Read { .. }
+                | Command::Prompts { .. }
+                | Command::Prompt { .. }
+        )
+    }
+}
+
+fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),

@@ -3,6 +3,8 @@
 //! # The parts
 //!
 //! - [`config`]: the `mcpServers` file (JSON or TOML) → a validated, immutable [`config::Config`].
+//! - [`client`]: the public MCP client API (one server, or a whole config), built on [`backend`];
+//!   also what the `tools` / `call` / `resources` / `read` / `prompts` / `prompt` commands use.
 //! - [`backend`]: one MCP client per backend. [`backend::client`] is the transport-independent
 //!   client core (request-id remapping, pending calls, `initialize`, catalog listing); each
 //!   transport ([`backend::stdio`], …) only moves JSON-RPC messages.
@@ -35,6 +37,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -171,6 +171,29 @@ pub enum StartError {
     Timeout(Duration),
 }
 
+/// How a connection introduces itself in `initialize`: `clientInfo` and `capabilities`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub client_info: Value,
+    pub capabilities: Value,
+}
+
+impl Identity {
+    /// The daemon's: it offers backends everything it can route back to a client session.
+    pub fn gateway() -> Identity {
+        Identity {
+            client_info: json!({"name": "mcpmux", "title": "mcpmux gateway", "version": env!("CARGO_PKG_VERSION")}),
+            capabilities: client_capabilities(),
+        }
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity::gateway()
+    }
+}
+
 /// One live session with a backend.
 pub struct Connection {
     peer: Arc<Peer>,
@@ -180,12 +203,23 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Starts the transport and runs `initialize`. Backend events go to `events`.
+    /// Starts the transport and runs `initialize` as the gateway. Backend events go to `events`.
     pub async fn open(
         name: &str,
         cfg: &ServerConfig,
         settings: &Settings,
         owner: Option<Arc<dyn Origin>>,
+    ) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>), StartError> {
+        Self::open_as(name, cfg, settings, owner, &Identity::gateway()).await
+    }
+
+    /// [`open`](Connection::open), introducing itself as `identity`.
+    pub async fn open_as(
+        name: &str,
+        cfg: &ServerConfig,
+        settings: &Settings,
+        owner: Option<Arc<dyn Origin>>,
+        identity: &Identity,
     ) -> Result<(Connection, mpsc::UnboundedReceiver<BackendEvent>), StartError> {
         let (peer, outbox, events) = Peer::with_owner(Arc::from(name), owner);
         let timeout = cfg.request_timeout.unwrap_or(settings.request_timeout);
@@ -205,7 +239,7 @@ impl Connection {
         // A process that is still starting (an interpreter loading, `npx` fetching) answers
         // `initialize` late: it gets the startup timeout, not the per-request one.
         let startup = cfg.startup_timeout.unwrap_or(settings.startup_timeout);
-        match conn.initialize(startup.max(timeout)).await {
+        match conn.initialize(startup.max(timeout), identity).await {
             Ok(info) => {
                 conn.info = info;
                 Ok((conn, events))
@@ -217,11 +251,11 @@ impl Connection {
         }
     }
 
-    async fn initialize(&self, timeout: Duration) -> Result<ServerInfo, StartError> {
+    async fn initialize(&self, timeout: Duration, identity: &Identity) -> Result<ServerInfo, StartError> {
         let params = json!({
             "protocolVersion": protocol::LATEST_VERSION,
-            "capabilities": client_capabilities(),
-            "clientInfo": {"name": "mcpmux", "title": "mcpmux gateway", "version": env!("CARGO_PKG_VERSION")},
+            "capabilities": identity.capabilities,
+            "clientInfo": identity.client_info,
         });
         let reply = self.peer.request(methods::INITIALIZE, Some(params), CallOptions::default(), timeout).await;
         let result = match reply {

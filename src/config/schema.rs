@@ -1,7 +1,7 @@
 //! The JSON Schema of the config file, for editors (`"$schema"`) and CI.
 //!
 //! The types below mirror the file format and exist only to generate the schema: the loader
-//! ([`super::load`]) does not use them and stays the one authority on what a file means. The
+//! (`super::load`) does not use them and stays the one authority on what a file means. The
 //! schema checks what a schema can (key names, types, enums, ranges, patterns, which keys go
 //! together); `mcpmux validate` also checks what it cannot (variables, files, prefix collisions,
 //! listen addresses after expansion).
@@ -240,7 +240,7 @@ pub struct Settings {
     pub servers: Option<BTreeMap<String, ServerOptions>>,
 }
 
-/// The schema as a JSON value: generated from the types above and tidied (see [`tidy`]), with
+/// The schema as a JSON value: generated from the types above and tidied (see `tidy`), with
 /// the settings' defaults taken from [`RuntimeSettings::default`] so they cannot drift.
 pub fn schema() -> Value {
     let mut value = schemars::schema_for!(ConfigFile).to_value();

@@ -22,7 +22,7 @@
 //!   requests to the client (`sampling/createMessage`, `elicitation/create`) and wait for the
 //!   answer, and resource subscriptions.
 //!
-//! Requests to the client: a handler calls [`Ctx::request_client`], which sends a request with
+//! Requests to the client: a handler calls `Ctx::request_client`, which sends a request with
 //! a fresh id of the server's own and waits (bounded) until the client's response to that id is
 //! fed back through [`DemoServer::handle`] (or the stdio loop). Tools that wait like this run on
 //! their own task in [`serve_io`], so the loop keeps reading and can deliver the response.
