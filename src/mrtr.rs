@@ -121,6 +121,10 @@ impl Origin for CallOrigin {
         self.waiting.load(Ordering::Acquire)
     }
 
+    fn is_session(&self) -> bool {
+        false
+    }
+
     fn forward_cancel(&self, _peer: &Peer, backend_id: &Value) {
         tracing::debug!(origin = %self.key, backend_id = %backend_id, "A backend withdrew a request it sent during a stateless call.");
     }

@@ -356,3 +356,25 @@ async fn closing_the_stream_cancels_the_backend_call() {
     }
     daemon.stop().await.unwrap();
 }
+
+/// `"isolation": "session"` gives each client session its own backend process; stateless
+/// clients have no session, so their calls use the shared one instead of leaving a process
+/// behind per call.
+#[tokio::test]
+async fn stateless_calls_use_the_shared_connection_of_an_isolated_backend() {
+    let mut clock = common::demo("clock");
+    clock["isolation"] = json!("session");
+    let daemon = Daemon::start(json!({"mcpServers": {"clock": clock}})).await;
+    let mut client = Stateless::new(daemon.url("/mcp"), json!({}));
+    for i in 0..3 {
+        let r = client.request("tools/call", json!({"name": "clock_add", "arguments": {"a": i, "b": 1}})).await;
+        assert_eq!(r.result()["structuredContent"]["sum"], i + 1);
+    }
+    let status = daemon.status().await;
+    assert_eq!(status["backends"][0]["sessionConnections"], 0, "{status}");
+    // A session still gets its own.
+    let mut session = daemon.client().await;
+    session.call("clock_add", json!({"a": 1, "b": 1})).await;
+    assert_eq!(daemon.status().await["backends"][0]["sessionConnections"], 1);
+    daemon.stop().await.unwrap();
+}

@@ -50,6 +50,11 @@ pub trait Origin: Send + Sync {
     fn is_waiting(&self) -> bool {
         false
     }
+    /// This party is a client session, which `"isolation": "session"` gives a connection of
+    /// its own. A stateless client's call is not: it uses the backend's shared connection.
+    fn is_session(&self) -> bool {
+        true
+    }
     /// Asks this party one request on a backend's behalf and waits for its answer: how an
     /// `input_required` result of a stateless-era backend is resolved for a client of the
     /// session era. `Err` is a JSON-RPC error object.

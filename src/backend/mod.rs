@@ -401,7 +401,7 @@ impl Backend {
     /// the shared one.
     async fn connection_for(&self, origin: Option<&Arc<dyn Origin>>) -> Result<Arc<Connection>, RelayError> {
         let unavailable = |reason: String| RelayError::BackendUnavailable { backend: self.name.to_string(), reason };
-        if let (Isolation::Session, Some(origin)) = (self.config.isolation, origin) {
+        if let (Isolation::Session, Some(origin)) = (self.config.isolation, origin.filter(|o| o.is_session())) {
             let cell = self.lock_isolated().entry(origin.key().to_owned()).or_default().clone();
             let conn = cell
                 .get_or_try_init(|| self.open_isolated(origin.clone()))
