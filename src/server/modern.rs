@@ -130,7 +130,7 @@ async fn serve(
         }
         _ => {
             let ctx = meta.context(scope.clone());
-            let payload = app.gateway.handle_request(&ctx, &method, msg.params).await?;
+            let payload = app.gateway.handle_request(&ctx, &method, without_envelope(msg.params)).await?;
             let payload = complete(payload, &method, &server_info(&app.gateway, &scope));
             Ok(json_or_sse(jsonrpc::response_bytes(&id, &payload), accept))
         }
@@ -199,6 +199,26 @@ fn validate(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result
         info: m.get(meta::CLIENT_INFO).cloned(),
         log_level,
     })
+}
+
+/// `params` without the stateless era's per-request envelope (`_meta` protocolVersion,
+/// clientCapabilities, clientInfo, logLevel). mcpmux has read it into the request's
+/// [`Caller`]; what goes on to a backend is mcpmux's request on mcpmux's own connection, and a
+/// backend serving that connection in the session era refuses requests that carry a 2026-07-28
+/// envelope (the Python SDK answers "this connection serves the handshake protocol era").
+/// Every other `_meta` key (progressToken, …) stays.
+fn without_envelope(mut params: Option<Value>) -> Option<Value> {
+    if let Some(p) = params.as_mut().and_then(Value::as_object_mut)
+        && let Some(m) = p.get_mut("_meta").and_then(Value::as_object_mut)
+    {
+        for key in [meta::PROTOCOL_VERSION, meta::CLIENT_CAPABILITIES, meta::CLIENT_INFO, meta::LOG_LEVEL] {
+            m.remove(key);
+        }
+        if m.is_empty() {
+            p.remove("_meta");
+        }
+    }
+    params
 }
 
 /// A mirrored header value: plain visible ASCII, or `=?base64?…?=` around UTF-8.
@@ -412,6 +432,7 @@ async fn call(
             ctx.origin = Some(parts.origin);
             let gateway = app.gateway.clone();
             let m = method.clone();
+            let params = without_envelope(params);
             tokio::spawn(async move {
                 let outcome = gateway.handle_request(&ctx, &m, params).await;
                 let _ = parts.result.send(outcome);
@@ -671,6 +692,21 @@ mod tests {
         assert_eq!(out["ttlMs"], LIST_TTL_MS);
         assert_eq!(out["cacheScope"], "private");
         assert_eq!(out["nextCursor"], "c");
+    }
+
+    #[test]
+    fn the_envelope_stays_with_mcpmux_and_the_rest_of_meta_goes_on() {
+        let params = json!({"name": "t", "_meta": {
+            meta::PROTOCOL_VERSION: "2026-07-28",
+            meta::CLIENT_CAPABILITIES: {"elicitation": {}},
+            meta::CLIENT_INFO: {"name": "c", "version": "1"},
+            meta::LOG_LEVEL: "debug",
+            "progressToken": 7,
+        }});
+        assert_eq!(without_envelope(Some(params)).unwrap(), json!({"name": "t", "_meta": {"progressToken": 7}}));
+        let bare = json!({"name": "t", "_meta": {meta::PROTOCOL_VERSION: "2026-07-28", meta::CLIENT_CAPABILITIES: {}}});
+        assert_eq!(without_envelope(Some(bare)).unwrap(), json!({"name": "t"}));
+        assert_eq!(without_envelope(None), None);
     }
 
     #[test]
