@@ -225,7 +225,6 @@ impl Gateway {
             reason: "not configured".into(),
         })?;
         let creates_task = method == methods::TOOLS_CALL && params.as_ref().is_some_and(|p| p.get("task").is_some());
-        let params = envelope_for(&b, ctx, params);
         let payload = b.call(method, params, ctx.call_options()).await?;
         if creates_task
             && let Some(session) = &ctx.session
@@ -263,8 +262,7 @@ impl Gateway {
         let b = self
             .backend(&backend)
             .ok_or_else(|| RelayError::BackendUnavailable { backend: backend.clone(), reason: "removed".into() })?;
-        let params = envelope_for(&b, ctx, Some(params));
-        let payload = b.call(method, params, ctx.call_options()).await?;
+        let payload = b.call(method, Some(params), ctx.call_options()).await?;
         let payload = if creates_task || method.starts_with("tasks/") {
             self.rewrite_task_ids(payload, &backend, &prefix, ctx.session.as_deref())
         } else {
@@ -334,35 +332,6 @@ impl Gateway {
         }
         Payload::from_value(&v)
     }
-}
-
-/// The `_meta` keys that carry a stateless-era request's envelope.
-const ENVELOPE_KEYS: [&str; 4] = [
-    protocol::meta::PROTOCOL_VERSION,
-    protocol::meta::CLIENT_CAPABILITIES,
-    protocol::meta::CLIENT_INFO,
-    protocol::meta::LOG_LEVEL,
-];
-
-/// A stateless client's request as a session-era backend must see it: without the 2026-07-28
-/// envelope in `_meta` (the backend's session already says all of it, and some servers refuse
-/// a request carrying the other era's envelope). Everything else is kept.
-fn envelope_for(backend: &crate::backend::Backend, ctx: &RequestContext, params: Option<Value>) -> Option<Value> {
-    let mut params = params;
-    if !ctx.caller.modern || protocol::is_modern(&backend.listing().info.protocol_version) {
-        return params;
-    }
-    if let Some(obj) = params.as_mut().and_then(Value::as_object_mut)
-        && let Some(Value::Object(meta)) = obj.get_mut("_meta")
-    {
-        for key in ENVELOPE_KEYS {
-            meta.shift_remove(key);
-        }
-        if meta.is_empty() {
-            obj.shift_remove("_meta");
-        }
-    }
-    params
 }
 
 enum Lookup {
