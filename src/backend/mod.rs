@@ -274,7 +274,13 @@ impl Connection {
                     Ok(info) => return Ok(info),
                     Err(_) => discover_done = true,
                 },
-                r = &mut initialize => return r,
+                r = &mut initialize => match r {
+                    Ok(info) => return Ok(info),
+                    // A backend of the stateless era refuses `initialize` once it has taken
+                    // `server/discover` (and may answer that one later): wait for it.
+                    Err(e) if !discover_done => return discover.await.map_err(|_| e),
+                    Err(e) => return Err(e),
+                },
             }
         }
     }
