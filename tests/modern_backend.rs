@@ -26,6 +26,33 @@ fn everything(protocol: Option<&str>) -> Value {
     v
 }
 
+/// The rmcp example backend (`examples/rmcp_stdio_backend.rs`, Rust SDK 3.11, which serves
+/// both eras), built next to this test binary; built here when missing or stale (plain
+/// `cargo test` builds examples, `cargo test --test modern_backend` does not).
+fn rmcp_backend_exe() -> std::path::PathBuf {
+    let me = std::env::current_exe().unwrap();
+    let profile_dir = me.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let exe = profile_dir.join("examples").join("rmcp_stdio_backend");
+    let source = common::root().join("examples/rmcp_stdio_backend.rs");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if !matches!((modified(&exe), modified(&source)), (Some(b), Some(s)) if b >= s) {
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build
+            .args(["build", "--quiet", "--example", "rmcp_stdio_backend", "--manifest-path"])
+            .arg(common::root().join("Cargo.toml"));
+        if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            build.arg("--release");
+        }
+        if let Some(target_dir) = profile_dir.parent() {
+            build.arg("--target-dir").arg(target_dir);
+        }
+        let status = build.stdin(std::process::Stdio::null()).status().unwrap();
+        assert!(status.success(), "cargo build --example rmcp_stdio_backend failed: {status}");
+    }
+    assert!(exe.exists(), "the rmcp example backend is missing at {}", exe.display());
+    exe
+}
+
 /// The `/status` row of one backend.
 async fn row(d: &Daemon, name: &str) -> Value {
     let status = d.status().await;
@@ -210,6 +237,34 @@ async fn a_client_without_the_capability_gets_a_clear_error_for_a_modern_elicita
         };
         assert!(failure.contains("elicitation"), "{failure}");
         assert_ne!(r["result"]["resultType"], "input_required", "a session-era client never sees input_required");
+        d.stop().await.unwrap();
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rmcp_backend_is_spoken_to_statelessly() {
+    let exe = rmcp_backend_exe();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let d = Daemon::start(json!({"mcpServers": {
+            "rust": {"command": exe.display().to_string()},
+            "rustold": {"command": exe.display().to_string(), "protocol": "legacy"},
+        }}))
+        .await;
+        let rust = row(&d, "rust").await;
+        assert_eq!(rust["state"], "ready", "{rust}");
+        assert_eq!(rust["protocolVersion"], MODERN, "rmcp offers 2026-07-28 in server/discover: {rust}");
+        assert_eq!(rust["serverInfo"]["name"], "rmcp-stdio-backend", "{rust}");
+        let old = row(&d, "rustold").await;
+        assert_eq!(old["protocolVersion"], "2025-11-25", "protocol: legacy skips the probe: {old}");
+        let mut c = d.client().await;
+        let r = c.call("rust_reverse", json!({"text": "stateless"})).await;
+        assert_eq!(text_of(&r), "sseletats", "{r}");
+        let r = c.call("rust_count_chars", json!({"text": "héllo"})).await;
+        assert_eq!(r["structuredContent"]["count"], 5, "{r}");
+        let r = c.call("rustold_reverse", json!({"text": "abc"})).await;
+        assert_eq!(text_of(&r), "cba", "{r}");
         d.stop().await.unwrap();
     })
     .await
