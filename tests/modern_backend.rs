@@ -179,6 +179,10 @@ async fn a_modern_http_backend_is_detected_and_served_without_a_session() {
         assert_eq!(text_of(&r), "over http", "{r}");
         let r = c.request("prompts/list", json!({})).await;
         assert!(r.response().get("result").is_some(), "{:?}", r.messages);
+        // input_required over HTTP, and list changes on the listen request's event stream.
+        let out = python_client(&d.url("/mcp"), "web_", &["elicit", "listchange"]).await;
+        assert!(out["elicit"]["text"].as_str().unwrap().starts_with("hello Ada"), "{out}");
+        assert_eq!(out["fresh"], "I am fresh", "{out}");
         d.stop().await.unwrap();
     })
     .await
