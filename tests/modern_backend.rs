@@ -4,6 +4,8 @@
 //! streamable HTTP, and its session-era client (tests/fixtures/python_modern_client.py).
 //! Legacy backends (server-everything) must be detected as such without a start-up penalty.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
