@@ -551,6 +551,37 @@ mod tests {
         assert!(stream.try_recv().is_err(), "expired session's stream is closed");
     }
 
+    #[tokio::test]
+    async fn ask_delivers_on_the_request_stream_and_waits_for_the_answer() {
+        let reg = SessionRegistry::new(Duration::from_secs(60));
+        let s = reg.create(Scope::Merged, "2025-11-25".into(), json!({"elicitation": {}}), json!({}));
+        let (sink, mut stream) = mpsc::channel(4);
+        let answer = s.ask("b", "elicitation/create".into(), Some(json!({"message": "?"})), Some(sink));
+        let asked = stream.recv().await.unwrap();
+        assert_eq!(asked["method"], "elicitation/create");
+        assert_eq!(asked["params"]["message"], "?");
+        let result = Payload::from_value(&json!({"action": "accept", "content": {"x": 1}}));
+        assert!(s.answer_server_request(&asked["id"], Ok(result)));
+        assert_eq!(answer.await.unwrap()["content"]["x"], 1);
+
+        // Without the capability the client is not asked at all.
+        let refused = s.ask("b", "sampling/createMessage".into(), None, None).await.unwrap_err();
+        assert!(refused["message"].as_str().unwrap().contains("sampling"), "{refused}");
+
+        // A waiter that gives up leaves nothing behind and the client is told to stop.
+        let mut get = s.attach_stream().unwrap();
+        let dropped = s.ask("b", "elicitation/create".into(), None, None);
+        let asked = get.recv().await.unwrap();
+        drop(dropped);
+        assert_eq!(get.recv().await.unwrap()["method"], "notifications/cancelled");
+        assert!(!s.answer_server_request(&asked["id"], Ok(Payload::from_value(&json!({})))));
+
+        // The session ending fails what is still waiting.
+        let pending = s.ask("b", "elicitation/create".into(), None, None);
+        reg.remove(&s.id);
+        assert!(pending.await.is_err());
+    }
+
     #[test]
     fn one_get_stream_per_session() {
         let reg = SessionRegistry::new(Duration::from_secs(60));

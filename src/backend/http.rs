@@ -22,6 +22,15 @@
 //! reason, every call in flight fails at once, and the gateway's supervisor reconnects,
 //! re-initializes and re-lists. `stop` ends the session with `DELETE`.
 //!
+//! # Stateless era (2026-07-28)
+//!
+//! A request whose `params._meta` names a stateless protocol version (see
+//! [`super::modern`]) is POSTed without a session, with `MCP-Protocol-Version` from its
+//! `_meta`, `Mcp-Method`, `Mcp-Name` and the tool arguments annotated with `x-mcp-header`
+//! mirrored into headers. No `GET` stream is opened on such a connection (there is no
+//! `notifications/initialized`); change notifications arrive on the event stream that answers
+//! the `subscriptions/listen` request, which is read for as long as it stays open.
+//!
 //! # Resumption
 //!
 //! When a POST's event stream ends before the response (the connection broke, or the server
