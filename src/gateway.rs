@@ -95,6 +95,8 @@ pub struct ReloadReport {
 pub struct BackendReport {
     pub name: String,
     pub transport: &'static str,
+    /// The protocol version the backend speaks (empty until it has been up).
+    pub protocol: String,
     pub state: State,
     pub tools: usize,
     pub resources: usize,
@@ -336,9 +338,25 @@ impl Gateway {
         if restarted {
             self.rebuild_catalog();
             self.apply_log_levels();
-            for uri in self.inner.subscriptions.resources_of(&backend.name) {
-                self.spawn_backend_request(&backend.name, methods::SUBSCRIBE, json!({"uri": uri}));
+            // A stateless-era backend hears of its subscriptions on the listen stream the
+            // supervisor opens.
+            if !is_modern(backend) {
+                for uri in self.inner.subscriptions.resources_of(&backend.name) {
+                    self.spawn_backend_request(&backend.name, methods::SUBSCRIBE, json!({"uri": uri}));
+                }
             }
+        }
+    }
+
+    /// The resources clients are subscribed to on `backend`.
+    pub(crate) fn subscribed_resources(&self, backend: &str) -> Vec<String> {
+        self.inner.subscriptions.resources_of(backend)
+    }
+
+    /// Tells a stateless-era backend's listen stream which resources clients subscribe to.
+    fn sync_listen(&self, backend: &Backend) {
+        if let Some(conn) = backend.connection() {
+            conn.set_resource_subscriptions(self.inner.subscriptions.resources_of(&backend.name));
         }
     }
 
@@ -418,6 +436,7 @@ impl Gateway {
                 BackendReport {
                     name: b.name.to_string(),
                     transport: b.config.transport.kind(),
+                    protocol: listing.info.protocol_version.clone(),
                     state: status.state,
                     tools: listing.tools.len(),
                     resources: listing.resources.len() + listing.templates.len(),
@@ -514,8 +533,19 @@ impl Gateway {
 
     fn after_session_end(&self, session: &Session) {
         self.inner.task_owners.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, owner| owner != &session.id);
+        let mut modern_changed = std::collections::BTreeSet::new();
         for (backend, uri) in self.inner.subscriptions.remove_session(&session.id) {
-            self.spawn_backend_request(&backend, methods::UNSUBSCRIBE, json!({"uri": uri}));
+            match self.backend(&backend) {
+                Some(b) if is_modern(&b) => {
+                    modern_changed.insert(backend);
+                }
+                _ => self.spawn_backend_request(&backend, methods::UNSUBSCRIBE, json!({"uri": uri})),
+            }
+        }
+        for name in modern_changed {
+            if let Some(b) = self.backend(&name) {
+                self.sync_listen(&b);
+            }
         }
         for b in self.backends().values().filter(|b| b.config.isolation == crate::config::Isolation::Session) {
             let b = b.clone();
@@ -556,6 +586,12 @@ impl Gateway {
             Change::Last => methods::UNSUBSCRIBE,
             Change::None => return Ok(()),
         };
+        if is_modern(&b) {
+            // The stateless era has no resources/subscribe: the listen stream is reopened
+            // with the new list of resources.
+            self.sync_listen(&b);
+            return Ok(());
+        }
         let result = b.call(method, Some(json!({"uri": uri})), Default::default()).await;
         if result.is_err() && subscribe {
             self.inner.subscriptions.remove(&key, &session.id);
@@ -616,7 +652,8 @@ impl Gateway {
             .min_by_key(|l| level_rank(l));
         let Some(level) = wanted else { return };
         for (name, b) in self.backends().iter() {
-            if b.listing().info.capabilities.get("logging").is_none_or(Value::is_null) {
+            // A stateless-era backend has no logging/setLevel: each request carries the level.
+            if b.listing().info.capabilities.get("logging").is_none_or(Value::is_null) || is_modern(b) {
                 continue;
             }
             let changed = {
@@ -656,6 +693,11 @@ impl Gateway {
     pub fn mcp_url(addr: SocketAddr) -> String {
         format!("http://{addr}/mcp")
     }
+}
+
+/// Whether the backend's current connection speaks the stateless era.
+fn is_modern(backend: &Backend) -> bool {
+    backend.connection().map(|c| c.is_modern()).unwrap_or_else(|| backend.listing().info.is_modern())
 }
 
 fn notify_list_changed(session: &crate::session::Session, kinds: &[ListKind]) {

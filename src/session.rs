@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::client::{EventSink, Origin, Peer};
+use crate::backend::client::{AskFuture, EventSink, Origin, Peer};
 use crate::jsonrpc::{self, Payload, code};
 use crate::protocol::methods;
 
@@ -47,17 +47,40 @@ pub struct Session {
     /// The client's requests in flight, by their id (as JSON text), for cancellation.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
     /// Backend requests sent to this client and not answered yet, by the id mcpmux gave them.
-    server_requests: Mutex<HashMap<u64, ServerRequest>>,
+    server_requests: Arc<Mutex<HashMap<u64, ServerRequest>>>,
     next_server_request: AtomicU64,
     /// Backends that asked this client for its roots (they get `roots/list_changed`).
     roots_askers: Mutex<std::collections::BTreeSet<String>>,
 }
 
-/// A backend request forwarded to the client.
+/// A request sent to the client on a backend's behalf, and who waits for its answer.
 #[derive(Debug)]
-struct ServerRequest {
-    peer: std::sync::Weak<Peer>,
-    backend_id: Value,
+enum ServerRequest {
+    /// A session-era backend's own request: the answer goes back to it under its id.
+    Forwarded { peer: std::sync::Weak<Peer>, backend_id: Value },
+    /// One input request of a stateless-era backend's `input_required` result
+    /// ([`Origin::ask`]): the answer goes to the waiting call.
+    Asked(oneshot::Sender<Result<Value, Value>>),
+}
+
+/// Removes an [`Origin::ask`] entry whose waiter gave up (timeout, cancellation) and tells the
+/// client to stop working on it.
+struct AskGuard {
+    requests: Arc<Mutex<HashMap<u64, ServerRequest>>>,
+    id: u64,
+    /// Where the request went, for the cancellation.
+    channel: Option<mpsc::Sender<Value>>,
+}
+
+impl Drop for AskGuard {
+    fn drop(&mut self) {
+        let removed = self.requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        if removed.is_some()
+            && let Some(tx) = &self.channel
+        {
+            let _ = tx.try_send(jsonrpc::notification(methods::CANCELLED, Some(json!({"requestId": self.id}))));
+        }
+    }
 }
 
 /// Log levels from least to most severe (RFC 5424 names, as MCP uses them).
@@ -155,12 +178,36 @@ impl Session {
     pub fn answer_server_request(&self, id: &Value, outcome: Result<Payload, Value>) -> bool {
         let Some(key) = id.as_u64() else { return false };
         let entry = self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-        match entry.and_then(|e| Some((e.peer.upgrade()?, e.backend_id))) {
-            Some((peer, backend_id)) => {
-                peer.respond(&backend_id, outcome);
-                true
+        match entry {
+            Some(ServerRequest::Forwarded { peer, backend_id }) => match peer.upgrade() {
+                Some(peer) => {
+                    peer.respond(&backend_id, outcome);
+                    true
+                }
+                None => false,
+            },
+            Some(ServerRequest::Asked(waiter)) => {
+                let answer = outcome.and_then(|p| {
+                    serde_json::from_slice::<Value>(&p.0).map_err(|e| {
+                        jsonrpc::error_object(
+                            code::INVALID_REQUEST,
+                            format!("the client's answer is not JSON: {e}"),
+                            None,
+                        )
+                    })
+                });
+                waiter.send(answer).is_ok()
             }
             None => false,
+        }
+    }
+
+    /// The channel a message for the client goes on: the request stream `sink` while it is
+    /// open, else the GET stream.
+    fn channel(&self, sink: Option<&EventSink>) -> Option<mpsc::Sender<Value>> {
+        match sink {
+            Some(s) if !s.is_closed() => Some(s.clone()),
+            _ => self.stream.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
@@ -181,12 +228,17 @@ impl Session {
     fn fail_pending(&self) {
         let pending: Vec<ServerRequest> =
             self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, r)| r).collect();
+        let ended = || jsonrpc::error_object(code::INTERNAL_ERROR, "the client session ended", None);
         for r in pending {
-            if let Some(peer) = r.peer.upgrade() {
-                peer.respond(
-                    &r.backend_id,
-                    Err(jsonrpc::error_object(code::INTERNAL_ERROR, "the client session ended", None)),
-                );
+            match r {
+                ServerRequest::Forwarded { peer, backend_id } => {
+                    if let Some(peer) = peer.upgrade() {
+                        peer.respond(&backend_id, Err(ended()));
+                    }
+                }
+                ServerRequest::Asked(waiter) => {
+                    let _ = waiter.send(Err(ended()));
+                }
             }
         }
         for (_, t) in self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).drain() {
@@ -226,7 +278,7 @@ impl Origin for Session {
         self.server_requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, ServerRequest { peer: Arc::downgrade(&peer), backend_id: backend_id.clone() });
+            .insert(id, ServerRequest::Forwarded { peer: Arc::downgrade(&peer), backend_id: backend_id.clone() });
         let mut msg = Map::new();
         msg.insert("jsonrpc".into(), "2.0".into());
         msg.insert("id".into(), id.into());
@@ -272,13 +324,68 @@ impl Origin for Session {
             let mut map = self.server_requests.lock().unwrap_or_else(|e| e.into_inner());
             let key = map
                 .iter()
-                .find(|(_, r)| &r.backend_id == backend_id && std::ptr::eq(r.peer.as_ptr(), peer))
+                .find(|(_, r)| match r {
+                    ServerRequest::Forwarded { peer: p, backend_id: b } => {
+                        b == backend_id && std::ptr::eq(p.as_ptr(), peer)
+                    }
+                    ServerRequest::Asked(_) => false,
+                })
                 .map(|(k, _)| *k);
             key.and_then(|k| map.remove(&k).map(|_| k))
         };
         if let Some(id) = found {
             self.send(jsonrpc::notification(methods::CANCELLED, Some(json!({"requestId": id}))));
         }
+    }
+
+    fn ask(&self, backend: &str, method: String, params: Option<Value>, sink: Option<EventSink>) -> AskFuture {
+        let refuse = |message: String| -> AskFuture {
+            Box::pin(std::future::ready(Err(jsonrpc::error_object(code::METHOD_NOT_FOUND, message, None))))
+        };
+        if let Some(missing) = missing_capability(&self.client_capabilities, &method, params.as_ref()) {
+            return refuse(format!("the client did not declare the '{missing}' capability"));
+        }
+        if method == "roots/list" {
+            self.roots_askers.lock().unwrap_or_else(|e| e.into_inner()).insert(backend.to_owned());
+        }
+        let Some(channel) = self.channel(sink.as_ref()) else {
+            return Box::pin(std::future::ready(Err(jsonrpc::error_object(
+                code::INTERNAL_ERROR,
+                "the client has no open stream to receive this request",
+                None,
+            ))));
+        };
+        let id = self.next_server_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).insert(id, ServerRequest::Asked(tx));
+        let mut msg = Map::new();
+        msg.insert("jsonrpc".into(), "2.0".into());
+        msg.insert("id".into(), id.into());
+        msg.insert("method".into(), method.into());
+        if let Some(p) = params {
+            msg.insert("params".into(), p);
+        }
+        let guard = AskGuard { requests: self.server_requests.clone(), id, channel: Some(channel.clone()) };
+        let sent = match channel.try_send(Value::Object(msg)) {
+            Ok(()) => true,
+            // The request stream just closed: the GET stream, if one is open, takes it.
+            Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => {
+                sink.is_some() && self.send(m)
+            }
+        };
+        if !sent {
+            self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            return Box::pin(std::future::ready(Err(jsonrpc::error_object(
+                code::INTERNAL_ERROR,
+                "the client has no open stream to receive this request",
+                None,
+            ))));
+        }
+        Box::pin(async move {
+            let _guard = guard;
+            rx.await
+                .unwrap_or_else(|_| Err(jsonrpc::error_object(code::INTERNAL_ERROR, "the client session ended", None)))
+        })
     }
 }
 
@@ -320,7 +427,7 @@ impl SessionRegistry {
             stream: Mutex::new(None),
             log_level: Mutex::new(None),
             in_flight: Mutex::new(HashMap::new()),
-            server_requests: Mutex::new(HashMap::new()),
+            server_requests: Arc::new(Mutex::new(HashMap::new())),
             next_server_request: AtomicU64::new(1),
             roots_askers: Mutex::new(std::collections::BTreeSet::new()),
         });
@@ -442,6 +549,37 @@ mod tests {
         assert!(reg.touch(&idle.id).is_none());
         assert!(reg.touch(&busy.id).is_some());
         assert!(stream.try_recv().is_err(), "expired session's stream is closed");
+    }
+
+    #[tokio::test]
+    async fn ask_delivers_on_the_request_stream_and_waits_for_the_answer() {
+        let reg = SessionRegistry::new(Duration::from_secs(60));
+        let s = reg.create(Scope::Merged, "2025-11-25".into(), json!({"elicitation": {}}), json!({}));
+        let (sink, mut stream) = mpsc::channel(4);
+        let answer = s.ask("b", "elicitation/create".into(), Some(json!({"message": "?"})), Some(sink));
+        let asked = stream.recv().await.unwrap();
+        assert_eq!(asked["method"], "elicitation/create");
+        assert_eq!(asked["params"]["message"], "?");
+        let result = Payload::from_value(&json!({"action": "accept", "content": {"x": 1}}));
+        assert!(s.answer_server_request(&asked["id"], Ok(result)));
+        assert_eq!(answer.await.unwrap()["content"]["x"], 1);
+
+        // Without the capability the client is not asked at all.
+        let refused = s.ask("b", "sampling/createMessage".into(), None, None).await.unwrap_err();
+        assert!(refused["message"].as_str().unwrap().contains("sampling"), "{refused}");
+
+        // A waiter that gives up leaves nothing behind and the client is told to stop.
+        let mut get = s.attach_stream().unwrap();
+        let dropped = s.ask("b", "elicitation/create".into(), None, None);
+        let asked = get.recv().await.unwrap();
+        drop(dropped);
+        assert_eq!(get.recv().await.unwrap()["method"], "notifications/cancelled");
+        assert!(!s.answer_server_request(&asked["id"], Ok(Payload::from_value(&json!({})))));
+
+        // The session ending fails what is still waiting.
+        let pending = s.ask("b", "elicitation/create".into(), None, None);
+        reg.remove(&s.id);
+        assert!(pending.await.is_err());
     }
 
     #[test]

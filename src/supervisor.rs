@@ -15,11 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::client::{BackendEvent, CallOptions, Reply};
-use crate::backend::{Backend, Connection, ListKind, Listing, State};
+use crate::backend::client::{BackendEvent, Reply};
+use crate::backend::{Backend, Connection, ListKind, Listing, State, modern};
 use crate::config::Settings;
 use crate::gateway::Gateway;
-use crate::protocol::methods;
 
 /// First wait before restarting a backend that exited; doubled each time up to the cap.
 pub const RESTART_BACKOFF_START: Duration = Duration::from_millis(500);
@@ -101,6 +100,8 @@ async fn supervise(gw: Gateway, backend: Arc<Backend>, stop: CancellationToken, 
                 tracing::info!(backend = %backend.name, after_ms = started.elapsed().as_millis() as u64, "Backend is ready.");
                 let first = first_attempt.take();
                 gw.backend_up(&backend, first.is_none());
+                // A stateless-era backend announces changes only on a listen stream.
+                conn.start_listening(gw.subscribed_resources(&backend.name));
                 if let Some(tx) = first {
                     let _ = tx.send(());
                 }
@@ -197,6 +198,7 @@ async fn serve_events(
             None => return "backend event stream ended".to_owned(),
             Some(BackendEvent::Closed { reason }) => return reason,
             Some(BackendEvent::Notification { method, params }) => {
+                let params = if conn.is_modern() { modern::strip_subscription_id(params) } else { params };
                 if let Some(kinds) = ListKind::from_list_changed(&method) {
                     relist(gw, backend, conn, kinds).await;
                 } else {
@@ -207,9 +209,10 @@ async fn serve_events(
     }
 }
 
-/// Health probe: `ping` must be answered within the request timeout.
+/// Health probe: `ping` (`server/discover` for a stateless-era backend, which has no `ping`)
+/// must be answered within the request timeout.
 async fn probe(conn: &Connection, timeout: Duration) -> Result<(), String> {
-    match conn.request(methods::PING, None, CallOptions::default(), timeout.min(Duration::from_secs(10))).await {
+    match conn.probe(timeout.min(Duration::from_secs(10))).await {
         Ok(Reply::Result(_)) | Ok(Reply::Error(_)) => Ok(()),
         Err(e) => {
             tracing::warn!(error = %e, "Backend did not answer a health ping; restarting it.");

@@ -164,6 +164,8 @@ pub struct Peer {
     events: mpsc::UnboundedSender<BackendEvent>,
     closed: CancellationToken,
     close_reason: Mutex<Option<String>>,
+    /// The `x-mcp-header` annotations of the backend's tools (stateless era, streamable HTTP).
+    tool_headers: Mutex<Arc<super::modern::ToolHeaders>>,
 }
 
 impl Peer {
@@ -192,12 +194,23 @@ impl Peer {
             events: events_tx,
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            tool_headers: Mutex::new(Arc::default()),
         });
         (peer, outbox_rx, events_rx)
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Remembers which tool arguments a transport mirrors into headers.
+    pub fn set_tool_headers(&self, headers: super::modern::ToolHeaders) {
+        *self.tool_headers.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(headers);
+    }
+
+    /// Which tool arguments a transport mirrors into headers.
+    pub fn tool_headers(&self) -> Arc<super::modern::ToolHeaders> {
+        self.tool_headers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Fires when the connection has ended.

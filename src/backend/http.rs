@@ -22,6 +22,15 @@
 //! reason, every call in flight fails at once, and the gateway's supervisor reconnects,
 //! re-initializes and re-lists. `stop` ends the session with `DELETE`.
 //!
+//! # Stateless era (2026-07-28)
+//!
+//! A request whose `params._meta` names a stateless protocol version (see
+//! [`super::modern`]) is POSTed without a session, with `MCP-Protocol-Version` from its
+//! `_meta`, `Mcp-Method`, `Mcp-Name` and the tool arguments annotated with `x-mcp-header`
+//! mirrored into headers. No `GET` stream is opened on such a connection (there is no
+//! `notifications/initialized`); change notifications arrive on the event stream that answers
+//! the `subscriptions/listen` request, which is read for as long as it stays open.
+//!
 //! # Resumption
 //!
 //! When a POST's event stream ends before the response (the connection broke, or the server
@@ -36,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -45,8 +54,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Outbox;
 use super::remote::{
-    BodyError, Chosen, Ctx, EventReader, Fallback, Head, MAX_CONCURRENT_POSTS, POST_GRACE, SseItem, backoff,
-    content_type, deliver, describe, is_event_stream, read_limited, session_gone, snippet,
+    BodyError, Chosen, Ctx, EventReader, Fallback, Head, MAX_CONCURRENT_POSTS, ModernHead, POST_GRACE, SseItem,
+    backoff, content_type, deliver, describe, is_event_stream, read_limited, session_gone, snippet,
 };
 use crate::protocol::{headers, methods};
 
@@ -64,6 +73,8 @@ const STANDALONE_STABLE: Duration = Duration::from_secs(30);
 const DRAIN: Duration = Duration::from_millis(500);
 /// Time allowed for the `DELETE` that ends the session.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a `subscriptions/listen` stream may stay quiet.
+const LISTEN_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Bodies of `202` answers (normally empty) are read up to this size, then dropped.
 const SMALL_BODY: usize = 64 * 1024;
 
@@ -198,6 +209,29 @@ impl Http {
         req
     }
 
+    /// A stateless-era POST: no session; the version from the request's `_meta`, and the
+    /// method, name and annotated tool arguments mirrored into headers.
+    fn modern_request(&self, head: &Head, modern: &ModernHead) -> RequestBuilder {
+        let mut map = self.ctx.headers.clone();
+        let mirrored = super::modern::mirrored_headers(
+            head.method.as_deref().unwrap_or_default(),
+            Some(&modern.params),
+            &self.ctx.peer.tool_headers(),
+        );
+        let pairs = std::iter::once((headers::PROTOCOL_VERSION.to_owned(), modern.version.clone())).chain(mirrored);
+        for (name, value) in pairs {
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+                (Ok(n), Ok(v)) => {
+                    map.insert(n, v);
+                }
+                _ => {
+                    tracing::debug!(backend = self.ctx.name(), header = %name, "A mirrored header is not a valid HTTP header; not sent.")
+                }
+            }
+        }
+        self.ctx.client.request(Method::POST, self.ctx.url.clone()).headers(map)
+    }
+
     /// The backend no longer knows our session: the connection is over.
     fn session_lost(&self, status: StatusCode) {
         self.lost.store(true, Ordering::Relaxed);
@@ -231,8 +265,11 @@ impl Http {
         // than the request timeout. Each wait (for the headers, a JSON body, the next event) is
         // bounded instead; the client core's own timer answers the caller first.
         let limit = ctx.request_timeout + POST_GRACE;
-        let req = self
-            .request(Method::POST, sent_session.as_ref())
+        let base = match &head.modern {
+            Some(modern) => self.modern_request(head, modern),
+            None => self.request(Method::POST, sent_session.as_ref()),
+        };
+        let req = base
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(line);
@@ -272,6 +309,9 @@ impl Http {
             }
             return Posted::Done;
         }
+        if head.modern.is_some() {
+            ctx.chosen.set(Chosen::STREAMABLE_HTTP);
+        }
         if is_init && let Some(s) = resp.headers().get(headers::SESSION_ID) {
             *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
         }
@@ -280,7 +320,7 @@ impl Http {
             return Posted::Done;
         };
         if is_event_stream(&resp) {
-            self.read_stream(resp, id, is_init).await;
+            self.read_stream(resp, id, is_init, head.is(methods::SUBSCRIPTIONS_LISTEN)).await;
         } else if content_type(&resp).starts_with("application/json") {
             let Ok(body) = tokio::time::timeout(limit, read_limited(resp, ctx.max_bytes, false)).await else {
                 return Posted::Done;
@@ -323,10 +363,12 @@ impl Http {
     }
 
     /// Reads the event stream that answers request `id`, resuming it when it breaks. Gives up
-    /// once no event has come for the request timeout (the caller has been answered by then).
-    async fn read_stream(&self, resp: Response, id: u64, is_init: bool) {
+    /// once no event has come for the request timeout (the caller has been answered by then),
+    /// except on a `subscriptions/listen` stream (`endless`), which is quiet until something
+    /// changes.
+    async fn read_stream(&self, resp: Response, id: u64, is_init: bool, endless: bool) {
         let ctx = &self.ctx;
-        let idle = ctx.request_timeout + POST_GRACE;
+        let idle = if endless { LISTEN_IDLE } else { ctx.request_timeout + POST_GRACE };
         let mut deadline = Instant::now() + idle;
         let mut reader = EventReader::new(resp, ctx.max_bytes);
         let mut idle_rounds = 0u32;

@@ -8,6 +8,8 @@
 
 pub mod client;
 pub mod http;
+pub mod modern;
+pub mod mrtr;
 pub mod remote;
 pub mod sse;
 pub mod stdio;
@@ -22,7 +24,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::{Value, json};
 use tokio::sync::{OnceCell, mpsc};
 
-use crate::config::{Isolation, ServerConfig, Settings, TransportConfig};
+use crate::config::{Isolation, ProtocolChoice, ServerConfig, Settings, TransportConfig};
 use crate::error::RelayError;
 use crate::jsonrpc::Payload;
 use crate::protocol::{self, methods};
@@ -61,7 +63,8 @@ pub struct Status {
     pub pid: Option<u32>,
 }
 
-/// What a backend said about itself in `initialize`.
+/// What a backend said about itself in `initialize` (session era) or `server/discover`
+/// (stateless era).
 #[derive(Debug, Clone, Default)]
 pub struct ServerInfo {
     pub protocol_version: String,
@@ -73,6 +76,11 @@ pub struct ServerInfo {
 impl ServerInfo {
     fn has(&self, capability: &str) -> bool {
         self.capabilities.get(capability).is_some_and(|c| !c.is_null())
+    }
+
+    /// Whether the backend speaks the stateless (2026-07-28) protocol on this connection.
+    pub fn is_modern(&self) -> bool {
+        protocol::is_modern(&self.protocol_version)
     }
 }
 
@@ -194,12 +202,14 @@ impl Default for Identity {
     }
 }
 
-/// One live session with a backend.
+/// One live session with a backend (for a stateless-era backend: one connection, no session).
 pub struct Connection {
     peer: Arc<Peer>,
     transport: transport::TransportHandle,
     pid: Option<u32>,
     pub info: ServerInfo,
+    /// The `subscriptions/listen` stream of a stateless-era backend.
+    listen: Arc<modern::Listen>,
 }
 
 impl Connection {
@@ -235,11 +245,29 @@ impl Connection {
                 (transport::TransportHandle::remote(handle), None)
             }
         };
-        let mut conn = Connection { peer, transport, pid, info: ServerInfo::default() };
+        let mut conn = Connection {
+            peer,
+            transport,
+            pid,
+            info: ServerInfo::default(),
+            listen: Arc::new(modern::Listen::default()),
+        };
         // A process that is still starting (an interpreter loading, `npx` fetching) answers
         // `initialize` late: it gets the startup timeout, not the per-request one.
         let startup = cfg.startup_timeout.unwrap_or(settings.startup_timeout);
-        match conn.initialize(startup.max(timeout), identity).await {
+        let limit = startup.max(timeout);
+        let outcome = match cfg.protocol {
+            ProtocolChoice::Legacy => conn.initialize(limit, identity).await,
+            ProtocolChoice::Modern => conn.discover(limit).await.map_err(|why| {
+                StartError::Initialize(format!(
+                    "the backend does not speak protocol {} (\"protocol\" is set to it): {why}",
+                    protocol::MODERN_VERSION
+                ))
+            }),
+            ProtocolChoice::Auto if !modern::probe_applies(cfg) => conn.initialize(limit, identity).await,
+            ProtocolChoice::Auto => conn.detect(name, limit, identity).await,
+        };
+        match outcome {
             Ok(info) => {
                 conn.info = info;
                 Ok((conn, events))
@@ -249,6 +277,59 @@ impl Connection {
                 Err(e)
             }
         }
+    }
+
+    /// Finds out which era the backend speaks: `server/discover` first, `initialize` when the
+    /// answer is not a stateless-era one. A backend that is silent for [`modern::PROBE_TIMEOUT`]
+    /// (one that ignores unknown methods, or one still starting) is sent `initialize` as well,
+    /// and whichever answers first decides.
+    async fn detect(&self, name: &str, timeout: Duration, identity: &Identity) -> Result<ServerInfo, StartError> {
+        let discover = self.discover(timeout);
+        tokio::pin!(discover);
+        tokio::select! {
+            r = &mut discover => {
+                return match r {
+                    Ok(info) => Ok(info),
+                    Err(why) => {
+                        tracing::debug!(backend = name, reason = %why, "Backend does not speak the stateless protocol; initializing.");
+                        self.initialize(timeout, identity).await
+                    }
+                };
+            }
+            _ = tokio::time::sleep(modern::PROBE_TIMEOUT) => {}
+        }
+        tracing::debug!(backend = name, "No answer to server/discover yet; sending initialize as well.");
+        let initialize = self.initialize(timeout, identity);
+        tokio::pin!(initialize);
+        let mut discover_done = false;
+        loop {
+            tokio::select! {
+                r = &mut discover, if !discover_done => match r {
+                    Ok(info) => return Ok(info),
+                    Err(_) => discover_done = true,
+                },
+                r = &mut initialize => match r {
+                    Ok(info) => return Ok(info),
+                    // A backend of the stateless era refuses `initialize` once it has taken
+                    // `server/discover` (and may answer that one later): wait for it.
+                    Err(e) if !discover_done => return discover.await.map_err(|_| e),
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Asks `server/discover`; `Ok` only when the backend offers a stateless version mcpmux
+    /// speaks. `Err` says what it answered instead.
+    async fn discover(&self, timeout: Duration) -> Result<ServerInfo, String> {
+        let params = modern::with_meta(Some(json!({})), None);
+        let reply = self.peer.request(methods::DISCOVER, Some(params), CallOptions::default(), timeout).await;
+        let result = match reply {
+            Ok(Reply::Result(p)) => serde_json::from_slice::<Value>(&p.0).map_err(|e| e.to_string())?,
+            Ok(Reply::Error(e)) => return Err(format!("server/discover answered with an error: {e}")),
+            Err(e) => return Err(format!("server/discover failed: {e}")),
+        };
+        modern::server_info(&result)
     }
 
     async fn initialize(&self, timeout: Duration, identity: &Identity) -> Result<ServerInfo, StartError> {
@@ -295,7 +376,7 @@ impl Connection {
         for _ in 0..10_000 {
             let params = cursor.as_ref().map(|c| json!({"cursor": c}));
             let fail = |reason: String| StartError::List { what: kind.key(), reason };
-            let mut page = match self.peer.request(kind.method(), params, CallOptions::default(), timeout).await {
+            let mut page = match self.request(kind.method(), params, CallOptions::default(), timeout).await {
                 Ok(Reply::Result(p)) => serde_json::from_slice::<Value>(&p.0).map_err(|e| fail(e.to_string()))?,
                 Ok(Reply::Error(e)) => return Err(fail(e.to_string())),
                 Err(e) => return Err(fail(e.to_string())),
@@ -306,13 +387,18 @@ impl Connection {
             }
             match page.get("nextCursor") {
                 Some(c) if !c.is_null() && Some(c) != cursor.as_ref() => cursor = Some(c.clone()),
-                _ => return Ok(items),
+                _ => break,
             }
+        }
+        if kind == ListKind::Tools && self.info.is_modern() {
+            self.peer.set_tool_headers(modern::tool_headers(&items));
         }
         Ok(items)
     }
 
-    /// Sends one request on this connection.
+    /// Sends one request on this connection. To a stateless-era backend every request
+    /// carries the protocol version, the caller's capabilities and info in `_meta`, and the
+    /// methods that era removed are refused here.
     pub async fn request(
         &self,
         method: &str,
@@ -320,15 +406,66 @@ impl Connection {
         opts: CallOptions,
         timeout: Duration,
     ) -> Result<Reply, CallError> {
-        self.peer.request(method, params, opts, timeout).await
+        if !self.info.is_modern() {
+            return self.peer.request(method, params, opts, timeout).await;
+        }
+        if modern::REMOVED_METHODS.contains(&method) {
+            return Err(CallError::Failed(format!(
+                "'{method}' does not exist in protocol {}",
+                protocol::MODERN_VERSION
+            )));
+        }
+        let params = modern::with_meta(params, opts.caller.as_deref());
+        self.peer.request(method, Some(params), opts, timeout).await
+    }
+
+    /// Whether this connection speaks the stateless (2026-07-28) protocol.
+    pub fn is_modern(&self) -> bool {
+        self.info.is_modern()
+    }
+
+    /// The protocol version in use on this connection.
+    pub fn protocol_version(&self) -> &str {
+        &self.info.protocol_version
+    }
+
+    /// Opens the `subscriptions/listen` stream of a stateless-era backend (kept open, and
+    /// reopened when it ends, for the life of the connection), asking for the resource
+    /// `resources` too. Does nothing on a session-era connection or when already listening.
+    pub fn start_listening(&self, resources: Vec<String>) {
+        if !self.is_modern() {
+            return;
+        }
+        self.listen.start(self.peer.clone(), &self.info.capabilities, resources);
+    }
+
+    /// The resources to hear `notifications/resources/updated` for changed: the listen
+    /// stream is reopened with the new list.
+    pub fn set_resource_subscriptions(&self, resources: Vec<String>) {
+        if self.is_modern() {
+            self.listen.set_resources(resources);
+        }
+    }
+
+    /// Health probe: `ping` for a session-era backend, `server/discover` for a stateless one.
+    pub async fn probe(&self, timeout: Duration) -> Result<Reply, CallError> {
+        if self.is_modern() {
+            self.request(methods::DISCOVER, None, CallOptions::default(), timeout).await
+        } else {
+            self.request(methods::PING, None, CallOptions::default(), timeout).await
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.pid
     }
 
-    /// Sends a notification on this connection.
+    /// Sends a notification on this connection (a stateless-era backend is not sent the
+    /// notifications that era removed).
     pub fn notify(&self, method: &str, params: Option<Value>) -> Result<(), CallError> {
+        if self.is_modern() && modern::REMOVED_METHODS.contains(&method) {
+            return Ok(());
+        }
         self.peer.notify(method, params)
     }
 
@@ -336,9 +473,9 @@ impl Connection {
         self.peer.is_closed()
     }
 
-    /// Calls waiting for an answer on this connection.
+    /// Calls waiting for an answer on this connection (the listen stream does not count).
     pub fn pending_count(&self) -> usize {
-        self.peer.pending_count()
+        self.peer.pending_count().saturating_sub(self.listen.active())
     }
 
     /// The transport in use: `"stdio"`, `"streamable-http"` or `"sse"` (for `/status`).
@@ -349,6 +486,7 @@ impl Connection {
     /// Ends the connection: pending calls fail, the child is stopped and reaped, a remote
     /// session is ended.
     pub async fn stop(&self) {
+        self.listen.stop();
         self.transport.stop().await;
         self.peer.close("backend stopped");
     }
@@ -356,7 +494,7 @@ impl Connection {
 
 /// What mcpmux offers backends: everything it can route back to a client session. A request
 /// for a capability the client itself lacks is answered with an error at that point.
-fn client_capabilities() -> Value {
+pub(crate) fn client_capabilities() -> Value {
     json!({
         "roots": {"listChanged": true},
         "sampling": {},
@@ -504,9 +642,28 @@ impl Backend {
     }
 
     /// Sends a request to this backend and maps the failure modes to relay errors.
+    ///
+    /// A stateless-era backend may answer `tools/call`, `prompts/get` or `resources/read` with
+    /// `input_required`: for a caller of the session era (or mcpmux itself) mcpmux asks the
+    /// client through its session and retries until the result is complete
+    /// ([`mrtr::resolve`]); a caller of the stateless era gets it unchanged.
     pub async fn call(&self, method: &str, params: Option<Value>, opts: CallOptions) -> Result<Payload, RelayError> {
         let conn = self.connection_for(opts.origin.as_ref()).await?;
-        match conn.request(method, params, opts, self.request_timeout).await {
+        let resolve =
+            conn.is_modern() && mrtr::MRTR_METHODS.contains(&method) && !opts.caller.as_ref().is_some_and(|c| c.modern);
+        if !resolve {
+            return self.outcome(conn.request(method, params, opts, self.request_timeout).await);
+        }
+        let first = self.outcome(conn.request(method, params.clone(), opts.clone(), self.request_timeout).await)?;
+        match mrtr::input_required(&first) {
+            None => Ok(first),
+            Some(asked) => mrtr::resolve(self, &conn, method, params, opts, asked).await,
+        }
+    }
+
+    /// Maps the outcome of one request to the relay's result.
+    fn outcome(&self, reply: Result<Reply, CallError>) -> Result<Payload, RelayError> {
+        match reply {
             Ok(Reply::Result(p)) => Ok(p),
             Ok(Reply::Error(e)) => Err(RelayError::Backend(e)),
             Err(CallError::Timeout(after)) => Err(RelayError::Timeout { backend: self.name.to_string(), after }),

@@ -360,6 +360,14 @@ pub(super) struct Head {
     pub method: Option<String>,
     /// For `notifications/cancelled`: the request it cancels.
     pub cancels: Option<u64>,
+    /// For a request of the stateless era (its `_meta` names the protocol version).
+    pub modern: Option<Box<ModernHead>>,
+}
+
+/// What a stateless-era request mirrors into its HTTP headers.
+pub(super) struct ModernHead {
+    pub version: String,
+    pub params: Value,
 }
 
 impl Head {
@@ -379,7 +387,7 @@ impl Head {
             request_id: Option<Value>,
         }
         let Ok(raw) = serde_json::from_slice::<Raw>(line) else {
-            return Head { request_id: None, method: None, cancels: None };
+            return Head { request_id: None, method: None, cancels: None, modern: None };
         };
         let cancels = match (raw.method.as_deref(), raw.params) {
             (Some(crate::protocol::methods::CANCELLED), Some(p)) => {
@@ -388,7 +396,21 @@ impl Head {
             _ => None,
         };
         let request_id = if raw.method.is_some() { raw.id.as_ref().and_then(Value::as_u64) } else { None };
-        Head { request_id, method: raw.method, cancels }
+        let modern = match raw.params {
+            Some(p) if request_id.is_some() && p.get().contains(crate::protocol::meta::PROTOCOL_VERSION) => {
+                serde_json::from_str::<Value>(p.get()).ok().and_then(|params| {
+                    let version = params
+                        .get("_meta")?
+                        .get(crate::protocol::meta::PROTOCOL_VERSION)?
+                        .as_str()
+                        .filter(|v| crate::protocol::is_modern(v))?
+                        .to_owned();
+                    Some(Box::new(ModernHead { version, params }))
+                })
+            }
+            _ => None,
+        };
+        Head { request_id, method: raw.method, cancels, modern }
     }
 
     pub fn is(&self, method: &str) -> bool {

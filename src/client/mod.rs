@@ -236,6 +236,7 @@ fn entry(name: &str, transport: TransportConfig) -> ServerConfig {
         required: true,
         list_when_down: true,
         ping_interval: None,
+        protocol: crate::config::ProtocolChoice::Auto,
     }
 }
 

@@ -17,15 +17,15 @@ use serde_json::{Map, Value};
 
 use super::expand::{EnvLookup, expand};
 use super::{
-    Config, ConfigError, Diagnostic, Isolation, Overrides, RemoteConfig, RemoteKind, Secret, ServerConfig, Settings,
-    StdioConfig, TransportConfig,
+    Config, ConfigError, Diagnostic, Isolation, Overrides, ProtocolChoice, RemoteConfig, RemoteKind, Secret,
+    ServerConfig, Settings, StdioConfig, TransportConfig,
 };
 
 /// Environment variable that provides the auth token when the file sets none.
 pub const AUTH_TOKEN_VAR: &str = "MCPMUX_AUTH_TOKEN";
 
 /// mcpmux's own per-server keys, allowed in an entry or under `mcpmux.servers.<name>`.
-const OWN_SERVER_KEYS: [&str; 8] = [
+const OWN_SERVER_KEYS: [&str; 9] = [
     "prefix",
     "disabled",
     "requestTimeoutMs",
@@ -34,6 +34,7 @@ const OWN_SERVER_KEYS: [&str; 8] = [
     "required",
     "listWhenDown",
     "pingIntervalMs",
+    "protocol",
 ];
 
 /// Largest accepted `pageSize`.
@@ -318,6 +319,7 @@ struct OwnKeys {
     required: Option<bool>,
     list_when_down: Option<bool>,
     ping_interval: Option<Duration>,
+    protocol: ProtocolChoice,
 }
 
 /// What the walk of one entry needs to know.
@@ -606,6 +608,7 @@ impl<'e> Validator<'e> {
             required: own.required.unwrap_or(true),
             list_when_down: own.list_when_down.unwrap_or(true),
             ping_interval: own.ping_interval,
+            protocol: own.protocol,
         })
     }
 
@@ -781,6 +784,19 @@ impl<'e> Validator<'e> {
                 Some("shared") => own.isolation = Isolation::Shared,
                 Some("session") => own.isolation = Isolation::Session,
                 _ => self.error(loc, format!("expected \"shared\" or \"session\", found {}", describe(value))),
+            },
+            "protocol" => match value.as_str() {
+                Some("auto") => own.protocol = ProtocolChoice::Auto,
+                Some(v) if crate::protocol::is_modern(v) => own.protocol = ProtocolChoice::Modern,
+                Some("legacy") => own.protocol = ProtocolChoice::Legacy,
+                _ => self.error(
+                    loc,
+                    format!(
+                        "expected \"auto\", \"{}\" or \"legacy\", found {}",
+                        crate::protocol::MODERN_VERSION,
+                        describe(value)
+                    ),
+                ),
             },
             _ => {}
         }

@@ -139,6 +139,21 @@ pub struct ServerConfig {
     pub list_when_down: bool,
     /// When set, an idle backend is sent `ping` this often; no answer means it is restarted.
     pub ping_interval: Option<Duration>,
+    /// Which protocol era mcpmux speaks to it.
+    pub protocol: ProtocolChoice,
+}
+
+/// Which protocol era mcpmux speaks to a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProtocolChoice {
+    /// Ask with `server/discover` first (a short probe); fall back to `initialize`.
+    #[default]
+    Auto,
+    /// Only the stateless 2026-07-28 protocol: a backend that does not answer `server/discover`
+    /// with it fails to start.
+    Modern,
+    /// Only the session protocol (`initialize`); no probe.
+    Legacy,
 }
 
 /// How client sessions use a backend.

@@ -171,6 +171,23 @@ pub struct ServerOptions {
     /// default.
     #[schemars(range(min = 1))]
     pub ping_interval_ms: Option<u64>,
+    /// Which protocol to speak to the server. `auto`: ask with `server/discover` first and
+    /// use the stateless 2026-07-28 protocol when the server offers it, else `initialize` (the
+    /// session protocol). `2026-07-28`: only the stateless protocol. `legacy`: only
+    /// `initialize`, without asking first.
+    #[schemars(extend("default" = "auto"))]
+    pub protocol: Option<Protocol>,
+}
+
+/// Which protocol mcpmux speaks to a server.
+#[derive(JsonSchema)]
+pub enum Protocol {
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "2026-07-28")]
+    Modern,
+    #[serde(rename = "legacy")]
+    Legacy,
 }
 
 /// How client sessions use a server.
