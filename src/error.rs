@@ -127,9 +127,14 @@ impl StatelessError {
             | StatelessError::MissingCapability { .. } => StatusCode::BAD_REQUEST,
             StatelessError::Removed(_) => StatusCode::NOT_FOUND,
             StatelessError::StreamNotAcceptable => StatusCode::NOT_ACCEPTABLE,
-            // Unknown methods are 404 whether mcpmux or the backend says so.
-            StatelessError::Relay(e) if e.to_error_object()["code"] == code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-            StatelessError::Relay(_) => StatusCode::OK,
+            // The era's errors get the era's statuses, whether mcpmux or the backend says so.
+            StatelessError::Relay(e) => match e.to_error_object()["code"].as_i64() {
+                Some(code::METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+                Some(code::HEADER_MISMATCH | code::MISSING_CLIENT_CAPABILITY | code::UNSUPPORTED_PROTOCOL_VERSION) => {
+                    StatusCode::BAD_REQUEST
+                }
+                _ => StatusCode::OK,
+            },
         }
     }
 

@@ -284,7 +284,18 @@ impl Http {
         };
         let status = resp.status();
         if !status.is_success() {
-            let body = ctx.scrub(&snippet(resp).await);
+            let raw = read_limited(resp, SMALL_BODY, true).await.unwrap_or_default();
+            // A backend of the stateless era refuses a request (unknown method, a missing
+            // capability, a header mismatch) with a 4xx and a JSON-RPC error for it: that error
+            // is the answer, passed on as the backend wrote it.
+            if let Some(id) = id
+                && !is_init
+                && answers_with_error(&raw, id)
+            {
+                deliver(ctx, &raw, Some(id), None);
+                return Posted::Done;
+            }
+            let body = ctx.scrub(String::from_utf8_lossy(&raw).trim());
             if probe && matches!(status.as_u16(), 400 | 404 | 405) {
                 return Posted::NotStreamable(status, body);
             }
@@ -609,4 +620,11 @@ fn too_large(ctx: &Ctx) -> String {
         "the answer from {} is larger than the {}-byte limit (maxMessageBytes); it was discarded",
         ctx.shown, ctx.max_bytes
     )
+}
+
+/// Whether `body` is a JSON-RPC error response to request `id`.
+fn answers_with_error(body: &[u8], id: u64) -> bool {
+    crate::jsonrpc::Message::parse(body.trim_ascii()).is_ok_and(|m| {
+        m.method.is_none() && m.error.is_some() && m.id.as_ref().and_then(serde_json::Value::as_u64) == Some(id)
+    })
 }
