@@ -671,6 +671,16 @@ const CONFORMANCE_TOOLS: [&str; 15] = [
     "json_schema_2020_12_tool",
     "test_reconnection",
     "update_watched_resource",
+    // 2026-07-28 scenarios, asked the session-era way.
+    "test_missing_capability",
+    "test_streaming_elicitation",
+    "test_logging_tool",
+    "test_input_required_result_elicitation",
+    "test_input_required_result_sampling",
+    "test_input_required_result_list_roots",
+    "test_input_required_result_multi_round",
+    "test_input_required_result_request_state",
+    "test_input_required_result_tampered_state",
 ];
 
 #[tokio::test]

@@ -264,7 +264,7 @@ pub(super) fn sse_response(body: Body) -> Response {
 async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Message, accept: Accepts) -> Response {
     let id = msg.id.unwrap_or(Value::Null);
     let method = msg.method.unwrap_or_default();
-    let (tx, mut rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
+    let (tx, rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
     let tracked = Tracked::new(session.clone(), &id);
     let log_level = session.log_level.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ctx = RequestContext {
@@ -289,22 +289,45 @@ async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Messag
         let _tracked = tracked;
         let outcome = gateway.handle_request(&ctx, &method, msg.params).await;
         match outcome {
-            Ok(payload) => Some(jsonrpc::response_bytes(&id, &payload)),
-            Err(RelayError::Cancelled) => None,
+            Ok(payload) => Finish::Body(jsonrpc::response_bytes(&id, &payload)),
+            Err(RelayError::Cancelled) => Finish::Cancelled,
             Err(e) => {
                 tracing::debug!(method = %method, error = %e, "Request failed.");
-                Some(jsonrpc::error_bytes(Some(&id), &e.to_error_object()))
+                Finish::Body(jsonrpc::error_bytes(Some(&id), &e.to_error_object()))
             }
         }
     };
+    stream_or_json(work, rx, accept).await
+}
+
+/// How the work behind one request ended.
+pub(super) enum Finish {
+    /// The response message.
+    Body(Bytes),
+    /// Cancelled by the client: no response.
+    Cancelled,
+    /// A refusal with its own HTTP status, and the message to send instead once a stream has
+    /// started.
+    Refused { response: Response, body: Bytes },
+}
+
+/// Answers a request with plain JSON when `work` finishes before anything else arrives on
+/// `rx` (and the client does not prefer SSE), else with an SSE stream: the messages from `rx`
+/// as they come, then the response.
+pub(super) async fn stream_or_json(
+    work: impl std::future::Future<Output = Finish> + Send + 'static,
+    mut rx: mpsc::Receiver<Value>,
+    accept: Accepts,
+) -> Response {
     let mut work = Box::pin(work);
     let first = if accept.prefers_sse() {
         None
     } else {
         tokio::select! {
             done = &mut work => return match done {
-                Some(body) => json_or_sse(body, accept),
-                None => cancelled_response(accept),
+                Finish::Body(body) => json_or_sse(body, accept),
+                Finish::Cancelled => cancelled_response(accept),
+                Finish::Refused { response, .. } => response,
             },
             first = rx.recv(), if accept.sse => first,
         }
@@ -321,8 +344,9 @@ async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Messag
                     while let Ok(m) = rx.try_recv() {
                         yield Ok(sse::event_value(&m));
                     }
-                    if let Some(body) = done {
-                        yield Ok(sse::event(&body));
+                    match done {
+                        Finish::Body(body) | Finish::Refused { body, .. } => yield Ok(sse::event(&body)),
+                        Finish::Cancelled => {}
                     }
                     break;
                 }

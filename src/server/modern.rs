@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use super::mcp::{Accepts, REQUEST_STREAM_CAPACITY, json_or_sse, sse_response};
+use super::mcp::{Accepts, Finish, REQUEST_STREAM_CAPACITY, json_or_sse, sse_response, stream_or_json};
 use super::{AppState, sse};
 use crate::backend::client::Caller;
 use crate::error::{RelayError, StatelessError};
@@ -446,7 +446,7 @@ async fn call(
 /// Waits for a running call: its result, or the backend's next request for input (answered
 /// `input_required`, the call parked). Progress and log messages stream meanwhile.
 async fn drive(app: AppState, scope: Scope, live: Live, id: Value, method: String, accept: Accepts) -> Response {
-    let (tx, mut rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
+    let (tx, rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
     let gateway = app.gateway.clone();
     let info = server_info(&gateway, &scope);
     let work_id = id.clone();
@@ -490,41 +490,16 @@ async fn drive(app: AppState, scope: Scope, live: Live, id: Value, method: Strin
             }
         }
     };
-    let mut work = Box::pin(work);
-    let first = if accept.prefers_sse() {
-        None
-    } else {
-        tokio::select! {
-            done = &mut work => return match done {
-                Ok(body) => json_or_sse(body, accept),
-                Err(e) => e.into_response(Some(&id)),
+    let work = async move {
+        match work.await {
+            Ok(body) => Finish::Body(body),
+            Err(e) => Finish::Refused {
+                body: jsonrpc::error_bytes(Some(&id), &e.to_error_object()),
+                response: e.into_response(Some(&id)),
             },
-            first = rx.recv(), if accept.sse => first,
         }
     };
-    let stream = async_stream::stream! {
-        if let Some(m) = first {
-            yield Ok::<Bytes, std::convert::Infallible>(sse::event_value(&m));
-        }
-        loop {
-            tokio::select! {
-                biased;
-                Some(m) = rx.recv() => yield Ok(sse::event_value(&m)),
-                done = &mut work => {
-                    while let Ok(m) = rx.try_recv() {
-                        yield Ok(sse::event_value(&m));
-                    }
-                    let body = match done {
-                        Ok(body) => body,
-                        Err(e) => jsonrpc::error_bytes(Some(&id), &e.to_error_object()),
-                    };
-                    yield Ok(sse::event(&body));
-                    break;
-                }
-            }
-        }
-    };
-    sse_response(Body::from_stream(stream))
+    stream_or_json(work, rx, accept).await
 }
 
 /// The backend asked for something the client cannot give: the backend's request fails, and
