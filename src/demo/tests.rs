@@ -655,7 +655,7 @@ async fn respond(s: &DemoServer, response: Value) {
     assert!(exchange(&mut clone, response).await.is_empty());
 }
 
-const CONFORMANCE_TOOLS: [&str; 15] = [
+const CONFORMANCE_TOOLS: [&str; 24] = [
     "test_simple_text",
     "test_image_content",
     "test_audio_content",
