@@ -135,6 +135,15 @@ pub fn error_object(code: i64, message: impl Into<String>, data: Option<Value>) 
     Value::Object(obj)
 }
 
+/// A request message with id `id`.
+pub fn request(id: u64, method: &str, params: Option<Value>) -> Value {
+    let mut msg = notification(method, params);
+    if let Some(obj) = msg.as_object_mut() {
+        obj.insert("id".into(), id.into());
+    }
+    msg
+}
+
 /// A notification message.
 pub fn notification(method: &str, params: Option<Value>) -> Value {
     let mut obj = serde_json::Map::new();

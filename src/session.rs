@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -279,14 +279,8 @@ impl Origin for Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, ServerRequest::Forwarded { peer: Arc::downgrade(&peer), backend_id: backend_id.clone() });
-        let mut msg = Map::new();
-        msg.insert("jsonrpc".into(), "2.0".into());
-        msg.insert("id".into(), id.into());
-        msg.insert("method".into(), method.into());
-        if let Some(p) = params {
-            msg.insert("params".into(), p);
-        }
-        if !self.deliver(Value::Object(msg), sink.as_ref()) {
+        let msg = jsonrpc::request(id, &method, params);
+        if !self.deliver(msg, sink.as_ref()) {
             self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             peer.respond(
                 &backend_id,
@@ -358,15 +352,9 @@ impl Origin for Session {
         let id = self.next_server_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.server_requests.lock().unwrap_or_else(|e| e.into_inner()).insert(id, ServerRequest::Asked(tx));
-        let mut msg = Map::new();
-        msg.insert("jsonrpc".into(), "2.0".into());
-        msg.insert("id".into(), id.into());
-        msg.insert("method".into(), method.into());
-        if let Some(p) = params {
-            msg.insert("params".into(), p);
-        }
+        let msg = jsonrpc::request(id, &method, params);
         let guard = AskGuard { requests: self.server_requests.clone(), id, channel: Some(channel.clone()) };
-        let sent = match channel.try_send(Value::Object(msg)) {
+        let sent = match channel.try_send(msg) {
             Ok(()) => true,
             // The request stream just closed: the GET stream, if one is open, takes it.
             Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => {
