@@ -9,13 +9,12 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Daemon, TempDir, demo};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+
+use tokio::process::Command;
 
 /// What a command printed and how it exited.
 #[derive(Debug)]
@@ -81,61 +80,16 @@ fn ok(run: &Run) {
     assert_eq!(run.code, 0, "expected success: {run:#?}");
 }
 
-/// A peer serving HTTP; killed (through its handle) when dropped.
-struct Peer {
-    _child: Child,
-    port: u16,
-}
-
-impl Peer {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-}
-
-async fn wait_listening(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("peer exited before listening on {port}: {status}");
-        }
-        assert!(Instant::now() < deadline, "peer did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::HttpPeer as Peer;
 
 async fn everything_http() -> Peer {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (node, args) = common::server_everything();
-    let mut child = Command::new(node)
-        .args(args)
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_listening(port, &mut child).await;
-    Peer { _child: child, port }
+    Peer::everything("streamableHttp", common::free_port()).await
 }
 
 async fn fastmcp_http() -> Peer {
-    let mut child = Command::new(common::python())
-        .arg(common::fixture("fastmcp_http_server.py"))
-        .args(["http", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
-    let port: u16 = first.trim().parse().unwrap();
-    wait_listening(port, &mut child).await;
-    Peer { _child: child, port }
+    let mut cmd = Command::new(common::python());
+    cmd.arg(common::fixture("fastmcp_http_server.py")).args(["http", "0"]);
+    Peer::spawn_announcing(cmd).await
 }
 
 fn fastmcp_entry() -> Value {

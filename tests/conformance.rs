@@ -31,9 +31,6 @@ use serde_json::{Value, json};
 /// Bound of one conformance CLI run (the whole active suite takes a few seconds).
 const CLI_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// How long server-everything may take to start listening.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// One check of a scenario, from its `checks.json`.
 #[derive(Debug, Clone)]
 struct Check {
@@ -286,52 +283,13 @@ async fn fixture_passes_every_scenario_through_mcpmux() {
     daemon.stop().await.unwrap();
 }
 
-/// server-everything serving streamable HTTP on its own, on a free port; killed when dropped.
-struct DirectEverything {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl DirectEverything {
-    async fn start() -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let (node, args) = common::server_everything();
-        let child = tokio::process::Command::new(node)
-            .args(args)
-            .arg("streamableHttp")
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot start server-everything");
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "server-everything did not listen on port {port} within {STARTUP_TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self { child, url: format!("http://127.0.0.1:{port}/mcp") }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
 #[tokio::test]
 async fn server_everything_loses_nothing_through_mcpmux() {
     let expected = expected("everything-expected.txt");
 
-    let direct_server = DirectEverything::start().await;
-    let direct = run_suite("everything-direct", &direct_server.url, &[]).await;
-    direct_server.stop().await;
+    let direct_server = common::HttpPeer::everything("streamableHttp", common::free_port()).await;
+    let direct = run_suite("everything-direct", &direct_server.url("/mcp"), &[]).await;
+    direct_server.kill().await;
 
     let (command, args) = common::server_everything();
     let daemon = Daemon::start(json!({ "mcpServers": { "everything": { "command": command, "args": args } } })).await;
@@ -387,40 +345,11 @@ async fn stateless_clients_reach_a_session_era_backend() {
 
 /// The Python SDK's 2026-07-28 server (tests/fixtures/conformance_modern_server.py) over
 /// streamable HTTP on its own port; killed when dropped.
-struct ModernFixture {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl ModernFixture {
-    async fn start() -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let child = tokio::process::Command::new(common::python())
-            .arg(common::fixture("conformance_modern_server.py"))
-            .args(["--http", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot start the Python 2026-07-28 fixture");
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the Python fixture did not listen on port {port} within {STARTUP_TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self { child, url: format!("http://127.0.0.1:{port}/mcp") }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
+async fn modern_fixture() -> common::HttpPeer {
+    let port = common::free_port();
+    let mut cmd = tokio::process::Command::new(common::python());
+    cmd.arg(common::fixture("conformance_modern_server.py")).args(["--http", &port.to_string()]);
+    common::HttpPeer::spawn(cmd, port).await
 }
 
 /// A backend of the stateless era (the Python SDK's server) run directly and through mcpmux:
@@ -429,13 +358,14 @@ impl ModernFixture {
 #[tokio::test]
 async fn stateless_backend_loses_nothing_through_mcpmux() {
     let expected = expected("2026-stateless-backend-expected.txt");
-    let fixture = ModernFixture::start().await;
+    let fixture = modern_fixture().await;
+    let url = fixture.url("/mcp");
     let cli = conformance_cli_2026();
-    let direct = run_suite_with(&cli, "2026-direct", &fixture.url, REQUIREMENTS_2026).await;
-    let daemon = Daemon::start(json!({ "mcpServers": { "modern": { "url": fixture.url } } })).await;
+    let direct = run_suite_with(&cli, "2026-direct", &url, REQUIREMENTS_2026).await;
+    let daemon = Daemon::start(json!({ "mcpServers": { "modern": { "url": url } } })).await;
     let relayed = run_suite_with(&cli, "2026-mcpmux", &daemon.url("/servers/modern/mcp"), REQUIREMENTS_2026).await;
     daemon.stop().await.unwrap();
-    fixture.stop().await;
+    fixture.kill().await;
 
     let through = relayed.successes();
     let lost: Vec<String> = direct

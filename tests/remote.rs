@@ -8,88 +8,28 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Daemon, demo, text_of};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-/// How long a test peer has to start listening.
-const PEER_START: Duration = Duration::from_secs(30);
-
-/// A test peer process; killed when dropped.
-struct Peer {
-    child: Child,
-    port: u16,
-}
-
-impl Peer {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    /// Kills the process (by its pid, through the handle) and reaps it.
-    async fn kill(mut self) {
-        self.child.start_kill().unwrap();
-        self.child.wait().await.unwrap();
-    }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_listening(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + PEER_START;
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("test peer exited before listening on {port}: {status}");
-        }
-        assert!(Instant::now() < deadline, "test peer did not listen on {port} within {PEER_START:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::{HttpPeer as Peer, free_port};
 
 /// server-everything in `streamableHttp` or `sse` mode, on `port` (a free one by default).
 async fn everything(mode: &str, port: Option<u16>) -> Peer {
-    let port = port.unwrap_or_else(free_port);
-    let (node, args) = common::server_everything();
-    let mut child = Command::new(node)
-        .args(args)
-        .arg(mode)
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_listening(port, &mut child).await;
-    Peer { child, port }
+    Peer::everything(mode, port.unwrap_or_else(free_port)).await
 }
 
 /// A Python fixture that prints its port on its first line.
 async fn python_peer(script: &str, args: &[&str]) -> Peer {
-    let mut child = Command::new(common::python())
-        .arg(common::fixture(script))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(PEER_START, lines.next_line()).await.expect("peer did not print its port");
-    let port: u16 = first.unwrap().expect("peer exited before printing its port").trim().parse().unwrap();
-    wait_listening(port, &mut child).await;
-    Peer { child, port }
+    let mut cmd = Command::new(common::python());
+    cmd.arg(common::fixture(script)).args(args);
+    Peer::spawn_announcing(cmd).await
 }
 
 /// The FastMCP peer over `http` or `sse`, its endpoint at `path` when given.

@@ -348,3 +348,79 @@ pub fn text_of(result: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// How long an HTTP test peer has to start listening.
+pub const PEER_START: Duration = Duration::from_secs(30);
+
+/// A test peer serving HTTP on 127.0.0.1; killed (through its handle) when dropped.
+pub struct HttpPeer {
+    pub child: tokio::process::Child,
+    pub port: u16,
+}
+
+impl HttpPeer {
+    /// Starts `cmd`, which listens on `port`, and waits until it accepts connections.
+    pub async fn spawn(mut cmd: tokio::process::Command, port: u16) -> HttpPeer {
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start the test peer");
+        wait_listening(port, &mut child).await;
+        HttpPeer { child, port }
+    }
+
+    /// Starts `cmd`, which picks its own port and prints it on its first line of output.
+    pub async fn spawn_announcing(mut cmd: tokio::process::Command) -> HttpPeer {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start the test peer");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(PEER_START, lines.next_line()).await.expect("the peer did not print its port");
+        let port: u16 = first.unwrap().expect("the peer exited before printing its port").trim().parse().unwrap();
+        wait_listening(port, &mut child).await;
+        HttpPeer { child, port }
+    }
+
+    /// server-everything serving `mode` (`streamableHttp` or `sse`) on `port`.
+    pub async fn everything(mode: &str, port: u16) -> HttpPeer {
+        let (node, args) = server_everything();
+        let mut cmd = tokio::process::Command::new(node);
+        cmd.args(args).arg(mode).env("PORT", port.to_string());
+        HttpPeer::spawn(cmd, port).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Kills the process (by its pid, through the handle) and reaps it.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Waits until `port` accepts connections; fails if `child` exits first or [`PEER_START`] passes.
+pub async fn wait_listening(port: u16, child: &mut tokio::process::Child) {
+    let deadline = tokio::time::Instant::now() + PEER_START;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the test peer exited before listening on {port}: {status}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the test peer did not listen on {port} within {PEER_START:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
