@@ -94,18 +94,16 @@ fn accepts(headers: &HeaderMap) -> Accepts {
     };
     let mut a = Accepts { json: false, sse: false, sse_first: false };
     for part in value.split(',') {
-        let media = part.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        match media.as_str() {
-            "*/*" => {
-                a.json = true;
-                a.sse = true;
-            }
-            "application/json" | "application/*" => a.json = true,
-            "text/event-stream" | "text/*" => {
-                a.sse_first |= !a.json;
-                a.sse = true;
-            }
-            _ => {}
+        let media = part.split(';').next().unwrap_or_default().trim();
+        let is = |m: &str| media.eq_ignore_ascii_case(m);
+        if is("*/*") {
+            a.json = true;
+            a.sse = true;
+        } else if is("application/json") || is("application/*") {
+            a.json = true;
+        } else if is("text/event-stream") || is("text/*") {
+            a.sse_first |= !a.json;
+            a.sse = true;
         }
     }
     a
@@ -146,8 +144,8 @@ async fn handle_post(
     if !accept.json && !accept.sse {
         return Err(HttpError::NotAcceptable);
     }
-    if let Some(ct) = header_str(&headers, header::CONTENT_TYPE.as_str())
-        && !ct.to_ascii_lowercase().starts_with("application/json")
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && !ct.as_bytes().get(..16).is_some_and(|p| p.eq_ignore_ascii_case(b"application/json"))
     {
         return Err(HttpError::UnsupportedMediaType);
     }
