@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use super::{AppState, modern, sse};
 use std::sync::Arc;
 
-use crate::backend::client::Caller;
 use crate::error::{HttpError, RelayError};
 use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol::{self, headers as h, methods};
@@ -264,18 +263,12 @@ async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Messag
     let method = msg.method.unwrap_or_default();
     let (tx, mut rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
     let tracked = Tracked::new(session.clone(), &id);
-    let log_level = session.log_level.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ctx = RequestContext {
         protocol_version: session.protocol_version.clone(),
         client_capabilities: session.client_capabilities.clone(),
         scope,
         cancel: Some(tracked.token.clone()),
-        caller: Arc::new(Caller {
-            modern: false,
-            capabilities: session.client_capabilities.clone(),
-            info: (!session.client_info.is_null()).then(|| session.client_info.clone()),
-            log_level,
-        }),
+        caller: session.caller(),
         origin: None,
         session: Some(session),
         // Without SSE nothing can be streamed for this request; related messages then go to
