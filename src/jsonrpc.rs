@@ -135,10 +135,13 @@ impl Payload {
 
 /// `{"jsonrpc":"2.0","id":ID,"result":PAYLOAD}` as bytes.
 pub fn response_bytes(id: &Value, result: &Payload) -> Bytes {
-    let id_text = serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned());
-    let mut out = Vec::with_capacity(40 + id_text.len() + result.0.len());
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id_text.as_bytes());
+    const HEAD: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":";
+    let mut out = Vec::with_capacity(HEAD.len() + 24 + 11 + result.0.len());
+    out.extend_from_slice(HEAD);
+    if serde_json::to_writer(&mut out, id).is_err() {
+        out.truncate(HEAD.len());
+        out.extend_from_slice(b"null");
+    }
     out.extend_from_slice(b",\"result\":");
     out.extend_from_slice(&result.0);
     out.push(b'}');

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -108,13 +108,13 @@ fn accepts(headers: &HeaderMap) -> Accepts {
     a
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
+/// The MCP headers as `HeaderName`s: a lookup by `&str` parses and lowercases the name first.
+static SESSION_ID: HeaderName = HeaderName::from_static(h::SESSION_ID);
+static PROTOCOL_VERSION: HeaderName = HeaderName::from_static(h::PROTOCOL_VERSION);
 
 /// Finds the session a request names, checking it belongs to this endpoint.
 fn find_session(app: &AppState, scope: &Scope, headers: &HeaderMap) -> Result<Arc<Session>, HttpError> {
-    let id = header_str(headers, h::SESSION_ID).ok_or(HttpError::MissingSession)?;
+    let id = headers.get(&SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(HttpError::MissingSession)?;
     let session = app.gateway.sessions().touch(id).ok_or(HttpError::UnknownSession)?;
     if &session.scope != scope {
         return Err(HttpError::UnknownSession);
@@ -124,7 +124,7 @@ fn find_session(app: &AppState, scope: &Scope, headers: &HeaderMap) -> Result<Ar
 
 /// Checks `MCP-Protocol-Version` when present; absent means the session's version.
 fn check_version_header(headers: &HeaderMap) -> Result<(), HttpError> {
-    match headers.get(h::PROTOCOL_VERSION) {
+    match headers.get(&PROTOCOL_VERSION) {
         None => Ok(()),
         Some(v) => {
             let v = v.to_str().unwrap_or_default();
