@@ -4,6 +4,8 @@
 //! ([`RawValue`]) until something needs to look inside, so a backend's answer goes back to the
 //! client exactly as it was written.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
@@ -35,8 +37,9 @@ pub mod code {
 /// One JSON-RPC message as read off the wire.
 #[derive(Debug, Deserialize)]
 pub struct Message {
-    #[serde(default)]
-    pub jsonrpc: Option<String>,
+    /// `"2.0"` is recognised without allocating a copy.
+    #[serde(default, deserialize_with = "version")]
+    pub jsonrpc: Option<Cow<'static, str>>,
     /// Request or response id, exactly as sent (number or string). `null` reads as `None`.
     #[serde(default)]
     pub id: Option<Value>,
@@ -48,6 +51,30 @@ pub struct Message {
     pub result: Option<Box<RawValue>>,
     #[serde(default)]
     pub error: Option<Value>,
+}
+
+/// Reads `jsonrpc`: a string (`null` reads as `None`); `"2.0"` borrows a static string.
+fn version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'static, str>>, D::Error> {
+    struct Version;
+    impl<'de> serde::de::Visitor<'de> for Version {
+        type Value = Option<Cow<'static, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(if v == "2.0" { Cow::Borrowed("2.0") } else { Cow::Owned(v.to_owned()) }))
+        }
+    }
+    d.deserialize_option(Version)
 }
 
 /// What kind of message it is.
@@ -108,10 +135,13 @@ impl Payload {
 
 /// `{"jsonrpc":"2.0","id":ID,"result":PAYLOAD}` as bytes.
 pub fn response_bytes(id: &Value, result: &Payload) -> Bytes {
-    let id_text = serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned());
-    let mut out = Vec::with_capacity(40 + id_text.len() + result.0.len());
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id_text.as_bytes());
+    const HEAD: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":";
+    let mut out = Vec::with_capacity(HEAD.len() + 24 + 11 + result.0.len());
+    out.extend_from_slice(HEAD);
+    if serde_json::to_writer(&mut out, id).is_err() {
+        out.truncate(HEAD.len());
+        out.extend_from_slice(b"null");
+    }
     out.extend_from_slice(b",\"result\":");
     out.extend_from_slice(&result.0);
     out.push(b'}');
@@ -171,6 +201,9 @@ mod tests {
         assert_eq!(k(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#), Kind::Invalid);
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#), Kind::Invalid);
         assert_eq!(k(r#"{"jsonrpc":"2.0","id":1}"#), Kind::Invalid);
+        assert_eq!(k(r#"{"jsonrpc":"2\u002e0","id":1,"method":"ping"}"#), Kind::Request);
+        assert_eq!(k(r#"{"jsonrpc":null,"id":1,"method":"ping"}"#), Kind::Invalid);
+        assert!(Message::parse(br#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#).is_err());
     }
 
     #[test]

@@ -349,9 +349,10 @@ fn route_by_name(catalog: &Catalog, params: &mut Value, lookup: Lookup) -> Resul
         Lookup::Prompt => catalog.prompt(name).ok_or_else(|| RelayError::UnknownPrompt(name.to_owned()))?,
     };
     let backend = target.backend.clone();
-    let original = target.original.clone();
-    if let Some(obj) = params.as_object_mut() {
-        obj.insert("name".into(), Value::String(original));
+    // `name` is a string (checked above): overwritten in place, keeping its position.
+    if let Some(Value::String(name)) = params.get_mut("name") {
+        name.clear();
+        name.push_str(&target.original);
     }
     Ok(backend)
 }
@@ -485,7 +486,8 @@ fn wrap_field(obj: &mut Value, key: &str, prefix: &str) {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else { return true };
+    haystack.iter().enumerate().any(|(i, &b)| b == first && haystack[i + 1..].starts_with(rest))
 }
 
 #[cfg(test)]
@@ -509,6 +511,15 @@ mod tests {
         assert_eq!(out["content"][2]["resource"]["uri"], "mcpmux://n/note://b");
         assert_eq!(out["content"][3]["uri"], "keep://me");
         assert_eq!(out["_meta"], json!({"x": 1}));
+    }
+
+    #[test]
+    fn finds_needles() {
+        assert!(contains(br#"{"uri":1}"#, b"\"uri\""));
+        assert!(contains(br#""uri""#, b"\"uri\""));
+        assert!(!contains(br#"{"ur":"i"}"#, b"\"uri\""));
+        assert!(!contains(br#""uri"#, b"\"uri\""));
+        assert!(contains(b"", b""));
     }
 
     #[test]

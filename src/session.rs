@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::client::{AskFuture, EventSink, Origin, Peer};
+use crate::backend::client::{AskFuture, Caller, EventSink, Origin, Peer};
 use crate::jsonrpc::{self, Payload, code};
 use crate::protocol::methods;
 
@@ -44,6 +44,9 @@ pub struct Session {
     stream: Mutex<Option<mpsc::Sender<Value>>>,
     /// Level the client asked for with `logging/setLevel`.
     pub log_level: Mutex<Option<String>>,
+    /// The caller as backends see this session's requests, built once per log level (so a
+    /// request does not copy `client_info`).
+    caller: Mutex<Option<Arc<Caller>>>,
     /// The client's requests in flight, by their id (as JSON text), for cancellation.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
     /// Backend requests sent to this client and not answered yet, by the id mcpmux gave them.
@@ -150,6 +153,27 @@ impl Session {
             }
         }
         self.send(msg)
+    }
+
+    /// Who this session's requests are made for, as a stateless-era backend sees it: the
+    /// client's capabilities, info and current log level. Shared between requests until the
+    /// log level changes.
+    pub fn caller(&self) -> Arc<Caller> {
+        let level = self.log_level.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = self.caller.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached.as_ref()
+            && c.log_level == *level
+        {
+            return c.clone();
+        }
+        let caller = Arc::new(Caller {
+            modern: false,
+            capabilities: self.client_capabilities.clone(),
+            info: (!self.client_info.is_null()).then(|| self.client_info.clone()),
+            log_level: level.clone(),
+        });
+        *cached = Some(caller.clone());
+        caller
     }
 
     /// Registers a client request in flight; the token fires if the client cancels it.
@@ -414,6 +438,7 @@ impl SessionRegistry {
             last_seen: AtomicU64::new(self.now_ms()),
             stream: Mutex::new(None),
             log_level: Mutex::new(None),
+            caller: Mutex::new(None),
             in_flight: Mutex::new(HashMap::new()),
             server_requests: Arc::new(Mutex::new(HashMap::new())),
             next_server_request: AtomicU64::new(1),

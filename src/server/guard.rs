@@ -55,10 +55,11 @@ fn check_headers(headers: &HeaderMap, settings: &Settings, local: SocketAddr) ->
 
 /// `localhost`, `127.0.0.1` (any 127.x), `[::1]`, with or without a port.
 pub fn is_loopback_host(host_and_port: &str) -> bool {
-    let host = strip_port(host_and_port).to_ascii_lowercase();
-    host == "localhost"
+    let host = strip_port(host_and_port);
+    let suffix = b".localhost";
+    host.eq_ignore_ascii_case("localhost")
         || host == "[::1]"
-        || host.ends_with(".localhost")
+        || (host.len() >= suffix.len() && host.as_bytes()[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix))
         || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use super::{AppState, modern, sse};
 use std::sync::Arc;
 
-use crate::backend::client::Caller;
 use crate::error::{HttpError, RelayError};
 use crate::jsonrpc::{self, Kind, Message};
 use crate::protocol::{self, headers as h, methods};
@@ -94,30 +93,28 @@ fn accepts(headers: &HeaderMap) -> Accepts {
     };
     let mut a = Accepts { json: false, sse: false, sse_first: false };
     for part in value.split(',') {
-        let media = part.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        match media.as_str() {
-            "*/*" => {
-                a.json = true;
-                a.sse = true;
-            }
-            "application/json" | "application/*" => a.json = true,
-            "text/event-stream" | "text/*" => {
-                a.sse_first |= !a.json;
-                a.sse = true;
-            }
-            _ => {}
+        let media = part.split(';').next().unwrap_or_default().trim();
+        let is = |m: &str| media.eq_ignore_ascii_case(m);
+        if is("*/*") {
+            a.json = true;
+            a.sse = true;
+        } else if is("application/json") || is("application/*") {
+            a.json = true;
+        } else if is("text/event-stream") || is("text/*") {
+            a.sse_first |= !a.json;
+            a.sse = true;
         }
     }
     a
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
+/// The MCP headers as `HeaderName`s: a lookup by `&str` parses and lowercases the name first.
+static SESSION_ID: HeaderName = HeaderName::from_static(h::SESSION_ID);
+static PROTOCOL_VERSION: HeaderName = HeaderName::from_static(h::PROTOCOL_VERSION);
 
 /// Finds the session a request names, checking it belongs to this endpoint.
 fn find_session(app: &AppState, scope: &Scope, headers: &HeaderMap) -> Result<Arc<Session>, HttpError> {
-    let id = header_str(headers, h::SESSION_ID).ok_or(HttpError::MissingSession)?;
+    let id = headers.get(&SESSION_ID).and_then(|v| v.to_str().ok()).ok_or(HttpError::MissingSession)?;
     let session = app.gateway.sessions().touch(id).ok_or(HttpError::UnknownSession)?;
     if &session.scope != scope {
         return Err(HttpError::UnknownSession);
@@ -127,7 +124,7 @@ fn find_session(app: &AppState, scope: &Scope, headers: &HeaderMap) -> Result<Ar
 
 /// Checks `MCP-Protocol-Version` when present; absent means the session's version.
 fn check_version_header(headers: &HeaderMap) -> Result<(), HttpError> {
-    match headers.get(h::PROTOCOL_VERSION) {
+    match headers.get(&PROTOCOL_VERSION) {
         None => Ok(()),
         Some(v) => {
             let v = v.to_str().unwrap_or_default();
@@ -146,8 +143,8 @@ async fn handle_post(
     if !accept.json && !accept.sse {
         return Err(HttpError::NotAcceptable);
     }
-    if let Some(ct) = header_str(&headers, header::CONTENT_TYPE.as_str())
-        && !ct.to_ascii_lowercase().starts_with("application/json")
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && !ct.as_bytes().get(..16).is_some_and(|p| p.eq_ignore_ascii_case(b"application/json"))
     {
         return Err(HttpError::UnsupportedMediaType);
     }
@@ -266,18 +263,12 @@ async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Messag
     let method = msg.method.unwrap_or_default();
     let (tx, rx) = mpsc::channel::<Value>(REQUEST_STREAM_CAPACITY);
     let tracked = Tracked::new(session.clone(), &id);
-    let log_level = session.log_level.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ctx = RequestContext {
         protocol_version: session.protocol_version.clone(),
         client_capabilities: session.client_capabilities.clone(),
         scope,
         cancel: Some(tracked.token.clone()),
-        caller: Arc::new(Caller {
-            modern: false,
-            capabilities: session.client_capabilities.clone(),
-            info: (!session.client_info.is_null()).then(|| session.client_info.clone()),
-            log_level,
-        }),
+        caller: session.caller(),
         origin: None,
         session: Some(session),
         // Without SSE nothing can be streamed for this request; related messages then go to

@@ -8,6 +8,7 @@ mod sse;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -33,8 +34,10 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     pub gateway: Gateway,
-    /// Cancelled when shutdown starts: open streams end so the server can drain.
-    pub closing: CancellationToken,
+    /// Cancelled when shutdown starts: open streams end so the server can drain. In an `Arc`
+    /// because axum clones the state several times per request, and cloning or dropping a
+    /// token takes a lock.
+    pub closing: Arc<CancellationToken>,
     pub local_addr: SocketAddr,
 }
 
@@ -72,7 +75,7 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let local_addr = listener.local_addr()?;
     let closing = CancellationToken::new();
-    let state = AppState { gateway, closing: closing.clone(), local_addr };
+    let state = AppState { gateway, closing: Arc::new(closing.clone()), local_addr };
     let router = app(state);
     let signal = closing.clone();
     let graceful = async move {
