@@ -1,6 +1,6 @@
 //! What `mcpmux validate` checks beyond loading: the things a schema cannot know.
 //!
-//! The loader ([`super::load`]) already reports what is wrong inside the document (types, keys,
+//! The loader (`config::load`) already reports what is wrong inside the document (types, keys,
 //! variables, token files, prefixes used twice). This module looks at a loaded [`Config`] from
 //! the outside, the way `mcpmux serve` on this machine would meet it:
 //!
