@@ -63,18 +63,8 @@ async fn row(d: &Daemon, name: &str) -> Value {
 
 /// Runs the session-era Python client; returns what it printed.
 async fn python_client(url: &str, prefix: &str, scenarios: &[&str]) -> Value {
-    let out = tokio::process::Command::new(python())
-        .arg(fixture("python_modern_client.py"))
-        .arg(url)
-        .arg(prefix)
-        .args(scenarios)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python client failed:\n{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad output ({e}): {stdout}"))
+    let args: Vec<&str> = [url, prefix].into_iter().chain(scenarios.iter().copied()).collect();
+    common::python_json("python_modern_client.py", &args).await
 }
 
 /// The modern fixture serving streamable HTTP on a free port; killed on drop.

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, demo, fixture, python, server_everything};
+use common::{Daemon, demo, server_everything};
 use serde_json::{Value, json};
 
 fn everything(isolation: Option<&str>) -> Value {
@@ -22,18 +22,8 @@ fn everything(isolation: Option<&str>) -> Value {
 
 /// Runs the Python relay client as `name` with `scenarios`; returns what it printed.
 async fn python_client(url: &str, name: &str, scenarios: &[&str]) -> Value {
-    let out = tokio::process::Command::new(python())
-        .arg(fixture("python_relay_client.py"))
-        .arg(url)
-        .arg(name)
-        .args(scenarios)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python client {name} failed:\n{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("bad output ({e}): {stdout}"))
+    let args: Vec<&str> = [url, name].into_iter().chain(scenarios.iter().copied()).collect();
+    common::python_json("python_relay_client.py", &args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

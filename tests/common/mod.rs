@@ -424,3 +424,18 @@ pub async fn wait_listening(port: u16, child: &mut tokio::process::Child) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs the Python fixture `script` with `args` (bounded by [`TEST_TIMEOUT`]) and returns the
+/// one JSON object it printed; fails with its output when it exits non-zero.
+pub async fn python_json(script: &str, args: &[&str]) -> Value {
+    let out = tokio::time::timeout(
+        TEST_TIMEOUT,
+        tokio::process::Command::new(python()).arg(fixture(script)).args(args).kill_on_drop(true).output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{script} did not finish within {TEST_TIMEOUT:?}"))
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script} {args:?} failed:\n{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{script} printed no JSON object ({e}): {stdout}"))
+}
