@@ -330,15 +330,11 @@ fn check_param_headers(
     else {
         return Ok(());
     };
-    let schema = &tool["inputSchema"];
-    if !schema.to_string().contains("x-mcp-header") {
-        return Ok(());
-    }
-    let arguments = params.and_then(|p| p.get("arguments")).cloned().unwrap_or(Value::Null);
     let mut annotated = Vec::new();
-    collect_header_params(schema, &mut Vec::new(), &mut annotated);
+    collect_header_params(&tool["inputSchema"], &mut Vec::new(), &mut annotated);
+    let arguments = params.and_then(|p| p.get("arguments")).unwrap_or(&Value::Null);
     for (header_name, path) in annotated {
-        let value = path.iter().try_fold(&arguments, |v, key| v.get(key.as_str()));
+        let value = path.iter().try_fold(arguments, |v, key| v.get(key.as_str()));
         let key = format!("{}{}", h::PARAM_PREFIX, header_name.to_ascii_lowercase());
         let sent = headers.get(key.as_str());
         let Some(value) = value.filter(|v| !v.is_null()) else { continue };
