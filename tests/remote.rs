@@ -550,3 +550,47 @@ async fn a_response_stream_cut_mid_call_is_resumed_with_last_event_id() {
     .await
     .unwrap();
 }
+
+/// An HTTP server on 127.0.0.1 that answers every request with `307 Temporary Redirect` to
+/// `location`.
+async fn redirector(location: String) -> u16 {
+    let app = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move { (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, location)]) }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+#[tokio::test]
+async fn a_redirect_on_the_same_host_is_followed_and_one_to_another_host_is_refused() {
+    tokio::time::timeout(common::TEST_TIMEOUT, async {
+        let (rmcp_addr, rmcp_stop) = rmcp_peer::serve().await;
+        let same = redirector(format!("http://127.0.0.1:{}/mcp", rmcp_addr.port())).await;
+        let other = redirector(format!("http://localhost:{}/mcp", rmcp_addr.port())).await;
+        let d = Daemon::start(json!({"mcpServers": {
+            "moved": {"url": format!("http://127.0.0.1:{same}/old"), "transport": "http"},
+            "elsewhere": {"url": format!("http://127.0.0.1:{other}/old"), "transport": "http"},
+        }}))
+        .await;
+        let status = d.status().await;
+        assert_eq!(backend(&status, "moved")["state"], "ready", "{status}");
+        let elsewhere = backend(&status, "elsewhere");
+        assert_eq!(elsewhere["state"], "failed", "{elsewhere}");
+        // The redirect is not followed: the backend is reported with the status it answered.
+        assert!(elsewhere["lastError"].as_str().unwrap().contains("HTTP 307"), "{elsewhere}");
+        let mut c = d.client().await;
+        // Every POST of the session is redirected, not only the first.
+        for text in ["abc", "xyz"] {
+            let want: String = text.chars().rev().collect();
+            assert_eq!(text_of(&c.call("moved_reverse", json!({"text": text})).await), want);
+        }
+        assert!(!c.tool_names().await.iter().any(|n| n.starts_with("elsewhere_")));
+        d.stop().await.unwrap();
+        rmcp_stop.cancel();
+    })
+    .await
+    .unwrap();
+}

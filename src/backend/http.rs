@@ -265,20 +265,21 @@ impl Http {
         // than the request timeout. Each wait (for the headers, a JSON body, the next event) is
         // bounded instead; the client core's own timer answers the caller first.
         let limit = ctx.request_timeout + POST_GRACE;
-        let base = match &head.modern {
-            Some(modern) => self.modern_request(head, modern),
-            None => self.request(Method::POST, sent_session.as_ref()),
+        let build = || {
+            let base = match &head.modern {
+                Some(modern) => self.modern_request(head, modern),
+                None => self.request(Method::POST, sent_session.as_ref()),
+            };
+            base.header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, "application/json, text/event-stream")
+                .body(line.clone())
         };
-        let req = base
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json, text/event-stream")
-            .body(line);
-        let resp = match tokio::time::timeout(limit, req.send()).await {
+        let resp = match tokio::time::timeout(limit, ctx.send(build)).await {
             Err(_) => return Posted::Done,
             Ok(Ok(r)) => r,
             Ok(Err(e)) if e.is_timeout() && !e.is_connect() => return Posted::Done,
             Ok(Err(e)) => {
-                ctx.unreachable(&e);
+                ctx.unreachable_send(&e);
                 return Posted::Done;
             }
         };

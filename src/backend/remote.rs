@@ -2,7 +2,9 @@
 //!
 //! [`start`] builds one HTTP client for the connection (rustls, the standard proxy variables,
 //! a connect timeout, the config's static headers marked sensitive) and spawns the transport
-//! task. Which transport it runs:
+//! task. A plain `http://` backend with no proxy configured also gets a [`Direct`] client for
+//! its POSTs: reqwest's per-request layers (redirects, retries, URL re-parsing) cost more than
+//! the rest of a relayed call. Which transport it runs:
 //!
 //! - `transport: "http"` / `"streamable-http"` → [`super::http`] (MCP 2025-03-26 and later);
 //! - `transport: "sse"` → [`super::sse`] (the legacy 2024-11-05 HTTP+SSE transport);
@@ -19,7 +21,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use reqwest::{Response, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,6 +35,8 @@ use super::client::{Outbox, Peer};
 use crate::config::{RemoteConfig, RemoteKind, Secret};
 use crate::jsonrpc::Message;
 
+/// The `User-Agent` of every request.
+const AGENT: &str = concat!("mcpmux/", env!("CARGO_PKG_VERSION"));
 /// Time allowed to open a TCP (and TLS) connection to a remote backend.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A POST may run this much longer than the request timeout, so that the client core's own
@@ -103,10 +109,47 @@ impl Drop for RemoteHandle {
     }
 }
 
+/// A pooled HTTP/1.1 client with nothing between the request and the connection: the POST
+/// path to plain-HTTP backends.
+pub(super) type Direct = hyper_util::client::legacy::Client<HttpConnector, reqwest::Body>;
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SendError {
+    #[error(transparent)]
+    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Direct(#[from] hyper_util::client::legacy::Error),
+}
+
+impl SendError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendError::Client(e) if e.is_timeout())
+    }
+
+    pub fn is_connect(&self) -> bool {
+        match self {
+            SendError::Client(e) => e.is_connect(),
+            SendError::Direct(e) => e.is_connect(),
+        }
+    }
+
+    /// What failed and the root cause, without the URL.
+    fn describe(&self) -> String {
+        match self {
+            SendError::Client(e) => describe(e),
+            SendError::Direct(e) if e.is_connect() => with_root_cause("could not connect", e),
+            SendError::Direct(e) => with_root_cause("request failed", e),
+        }
+    }
+}
+
 /// What both transports share for one connection.
 pub(super) struct Ctx {
     pub peer: Arc<Peer>,
     pub client: reqwest::Client,
+    /// POSTs go through this instead of `client` when set (see [`direct_client`]).
+    pub direct: Option<Direct>,
     pub url: Url,
     /// The URL for logs and errors: no credentials, no query.
     pub shown: String,
@@ -152,9 +195,33 @@ impl Ctx {
         self.stop.is_cancelled() || self.peer.is_closed()
     }
 
+    /// Sends the request `build` makes: through the [`Direct`] client when there is one, else
+    /// through reqwest. A redirect answered to a direct request is followed by sending the
+    /// request again through reqwest, whose policy decides (same host only).
+    pub async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Response, SendError> {
+        let Some(direct) = &self.direct else {
+            return Ok(build().send().await?);
+        };
+        let req = build().header(USER_AGENT, HeaderValue::from_static(AGENT)).build()?;
+        let resp = direct.request(axum::http::Request::try_from(req)?).await?;
+        if resp.status().is_redirection() {
+            return Ok(build().send().await?);
+        }
+        Ok(Response::from(resp.map(reqwest::Body::wrap)))
+    }
+
+    /// Ends the connection because a request to the backend failed.
+    pub fn unreachable_send(&self, e: &SendError) {
+        self.lost(&e.describe());
+    }
+
     /// Ends the connection because the backend cannot be reached any more.
     pub fn unreachable(&self, e: &reqwest::Error) {
-        let reason = format!("lost the connection to {}: {}", self.shown, describe(e));
+        self.lost(&describe(e));
+    }
+
+    fn lost(&self, why: &str) {
+        let reason = format!("lost the connection to {}: {why}", self.shown);
         tracing::debug!(backend = self.name(), reason = %reason, "Remote backend is unreachable.");
         self.peer.close(&reason);
     }
@@ -181,6 +248,7 @@ pub fn start(
     let shown = shown_url(&url);
     let headers = static_headers(peer.name(), &cfg.headers)?;
     let client = build_client(&url)?;
+    let direct = direct_client(&url);
     let stop = CancellationToken::new();
     let chosen = Chosen::default();
     let kind = match cfg.kind {
@@ -195,6 +263,7 @@ pub fn start(
     let ctx = Arc::new(Ctx {
         peer,
         client,
+        direct,
         url,
         shown,
         secrets: cfg.headers.values().map(|s| s.expose().to_owned()).collect(),
@@ -255,9 +324,24 @@ fn build_client(url: &Url) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(redirects)
-        .user_agent(concat!("mcpmux/", env!("CARGO_PKG_VERSION")))
+        .user_agent(AGENT)
         .build()
         .map_err(|e| format!("could not build the HTTP client: {}", describe(&e)))
+}
+
+/// Variables through which reqwest would send plain-HTTP requests to a proxy.
+const PROXY_ENV: &[&str] = &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
+
+/// The [`Direct`] client for a plain `http://` URL, unless a proxy is configured (reqwest
+/// keeps deciding whether to use it).
+fn direct_client(url: &Url) -> Option<Direct> {
+    if url.scheme() != "http" || PROXY_ENV.iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty())) {
+        return None;
+    }
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
+    Some(hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector))
 }
 
 fn static_headers(backend: &str, headers: &std::collections::BTreeMap<String, Secret>) -> Result<HeaderMap, String> {
@@ -300,8 +384,13 @@ pub(super) fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
+    with_root_cause(what, e)
+}
+
+/// `what: root cause` (the innermost source of `e`), or just `what`.
+fn with_root_cause(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
     let mut root: Option<&dyn std::error::Error> = None;
-    let mut next = std::error::Error::source(e);
+    let mut next = e.source();
     while let Some(s) = next {
         root = Some(s);
         next = s.source();
