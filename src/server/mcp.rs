@@ -5,6 +5,8 @@
 //! and switches to an SSE stream as soon as anything that belongs to the request (progress)
 //! arrives first, when the client accepts SSE.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -163,7 +165,7 @@ async fn handle_post(
     let msg = Message::parse(&body).map_err(|e| HttpError::Parse(e.to_string()))?;
     let kind = msg.kind();
     if modern::is_stateless(&headers, &msg) {
-        return Ok(modern::handle(app, scope, &headers, msg, accept).await);
+        return Ok(Box::pin(modern::handle(app, scope, &headers, msg, accept)).await);
     }
     if kind == Kind::Request && msg.method.as_deref() == Some(methods::INITIALIZE) {
         return initialize(&app, scope, msg, accept);
@@ -288,7 +290,7 @@ async fn request(app: AppState, scope: Scope, session: Arc<Session>, msg: Messag
             }
         }
     };
-    stream_or_json(work, rx, accept).await
+    stream_or_json(Box::pin(work), rx, accept).await
 }
 
 /// How the work behind one request ended.
@@ -305,12 +307,14 @@ pub(super) enum Finish {
 /// Answers a request with plain JSON when `work` finishes before anything else arrives on
 /// `rx` (and the client does not prefer SSE), else with an SSE stream: the messages from `rx`
 /// as they come, then the response.
+///
+/// `work` comes boxed: it holds the whole relay path (kilobytes of state), which should be
+/// moved once, into its box, rather than with every future that carries it.
 pub(super) async fn stream_or_json(
-    work: impl std::future::Future<Output = Finish> + Send + 'static,
+    mut work: Pin<Box<dyn Future<Output = Finish> + Send>>,
     mut rx: mpsc::Receiver<Value>,
     accept: Accepts,
 ) -> Response {
-    let mut work = Box::pin(work);
     let first = if accept.prefers_sse() {
         None
     } else {

@@ -495,7 +495,7 @@ async fn drive(app: AppState, scope: Scope, live: Live, id: Value, method: Strin
             },
         }
     };
-    stream_or_json(work, rx, accept).await
+    stream_or_json(Box::pin(work), rx, accept).await
 }
 
 /// The backend asked for something the client cannot give: the backend's request fails, and
