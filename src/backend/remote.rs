@@ -17,6 +17,7 @@
 //! and error descriptions that never contain header values or URL query strings.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -148,8 +149,11 @@ impl SendError {
 pub(super) struct Ctx {
     pub peer: Arc<Peer>,
     pub client: reqwest::Client,
-    /// POSTs go through this instead of `client` when set (see [`direct_client`]).
+    /// POSTs go through this instead of `client` when set (see [`direct_client`]), until a
+    /// POST is redirected.
     pub direct: Option<Direct>,
+    /// A direct POST was redirected: later ones go through reqwest from the start.
+    redirected: AtomicBool,
     pub url: Url,
     /// The URL for logs and errors: no credentials, no query.
     pub shown: String,
@@ -197,14 +201,17 @@ impl Ctx {
 
     /// Sends the request `build` makes: through the [`Direct`] client when there is one, else
     /// through reqwest. A redirect answered to a direct request is followed by sending the
-    /// request again through reqwest, whose policy decides (same host only).
+    /// request again through reqwest, whose policy decides (same host only), and so are all
+    /// later requests of the connection.
     pub async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Response, SendError> {
-        let Some(direct) = &self.direct else {
-            return Ok(build().send().await?);
+        let direct = match &self.direct {
+            Some(d) if !self.redirected.load(Ordering::Relaxed) => d,
+            _ => return Ok(build().send().await?),
         };
         let req = build().header(USER_AGENT, HeaderValue::from_static(AGENT)).build()?;
         let resp = direct.request(axum::http::Request::try_from(req)?).await?;
         if resp.status().is_redirection() {
+            self.redirected.store(true, Ordering::Relaxed);
             return Ok(build().send().await?);
         }
         Ok(Response::from(resp.map(reqwest::Body::wrap)))
@@ -264,6 +271,7 @@ pub fn start(
         peer,
         client,
         direct,
+        redirected: AtomicBool::new(false),
         url,
         shown,
         secrets: cfg.headers.values().map(|s| s.expose().to_owned()).collect(),
